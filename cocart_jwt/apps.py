@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class CocartJwtConfig(AppConfig):
+    name = "cocart_jwt"
+    verbose_name = _("JWT authentication")
+    # Pinned so a host's DEFAULT_AUTO_FIELD never makes migrations in this package.
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks, receivers  # noqa: F401  (checks register on import)
+
+        receivers.connect()

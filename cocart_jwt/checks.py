@@ -1,0 +1,185 @@
+"""System checks for ``COCART_JWT``. Ids are stable; docs/settings.md lists them.
+
+Errors: E001 unknown algorithm, E002 missing or short HMAC secret, E003 asymmetric algorithm
+without a usable key, E004 key that does not fit its algorithm, E005 bad lifetime or number,
+E006 bad rate limit, E007 bad KEY_ID / FALLBACK_KEYS, E008 unknown REVOKE_ON event, E009
+import string that does not import, E010 cache alias not in CACHES, E011 bad TRUSTED_PROXIES,
+E012 COCART_JWT is not a dict.
+Warnings: W001 signing key equal to SECRET_KEY, W002 process-local rate-limit cache with DEBUG
+off, W003 cached mode without a shared cache, W004 unknown setting name, W005 no signing key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from .keys import KeyConfigurationError, build_keyring, is_hmac, read_key_material
+from .ratelimit import RATE_NAMES, parse_rate
+from .settings import DEFAULTS, DURATIONS, IMPORT_STRINGS, REVOKE_EVENTS, SETTING_NAME, jwt_settings
+
+PROCESS_LOCAL_CACHES = frozenset(
+    {
+        "django.core.cache.backends.locmem.LocMemCache",
+        "django.core.cache.backends.dummy.DummyCache",
+    }
+)
+POSITIVE_DURATIONS = ("ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME", "SESSION_MAX_LIFETIME",
+                      "ADMIN_TOKEN_LIFETIME", "LOGIN_LINK_LIFETIME")
+
+
+def error(check_id: int, msg: str, hint: str | None = None) -> Error:
+    return Error(msg, hint=hint, id=f"cocart_jwt.E{check_id:03d}")
+
+
+def warning(check_id: int, msg: str, hint: str | None = None) -> Warning:
+    return Warning(msg, hint=hint, id=f"cocart_jwt.W{check_id:03d}")
+
+
+@register(Tags.security, "cocart_jwt")
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    raw = getattr(settings, SETTING_NAME, {})
+    if not isinstance(raw, dict):
+        return [error(12, f"{SETTING_NAME} must be a dict, not {type(raw).__name__}.")]
+    messages: list[CheckMessage] = [
+        warning(4, f"{SETTING_NAME} has an unknown setting {name!r}.", hint="Check its spelling.")
+        for name in sorted(set(raw) - set(DEFAULTS), key=str)
+    ]
+    for check in (check_keys, check_durations, check_numbers, check_rates, check_revoke_on,
+                  check_import_strings, check_caches, check_trusted_proxies):
+        messages.extend(check())
+    return messages
+
+
+def check_keys() -> Iterator[CheckMessage]:
+    try:
+        ring = build_keyring()
+    except KeyConfigurationError as exc:
+        yield Error(str(exc), id=exc.check_id)
+        return
+    if ring.signing_key is None:
+        yield warning(5, "No SIGNING_KEY: this site verifies tokens but cannot issue any.")
+    elif is_hmac(ring.signing_key.algorithm) and ring.signing_key.signer == _secret_key_bytes():
+        yield warning(
+            1,
+            "COCART_JWT SIGNING_KEY is the same as SECRET_KEY.",
+            hint="Use a separate secret so rotating one does not break or expose the other.",
+        )
+
+
+def _secret_key_bytes() -> bytes | None:
+    try:
+        return read_key_material(settings.SECRET_KEY, asymmetric=False, setting="SECRET_KEY")
+    except KeyConfigurationError:
+        return None
+
+
+def _duration(name: str) -> timedelta | None:
+    try:
+        value = getattr(jwt_settings, name)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value if isinstance(value, timedelta) else None
+
+
+def check_durations() -> Iterator[CheckMessage]:
+    for name in sorted(DURATIONS):
+        value = _duration(name)
+        if value is None:
+            yield error(5, f"COCART_JWT {name} must be a timedelta or a number of seconds.")
+        elif name in POSITIVE_DURATIONS and value <= timedelta(0):
+            yield error(5, f"COCART_JWT {name} must be positive.")
+        elif value < timedelta(0):
+            yield error(5, f"COCART_JWT {name} must not be negative.")
+    access, refresh = _duration("ACCESS_TOKEN_LIFETIME"), _duration("REFRESH_TOKEN_LIFETIME")
+    longest = _duration("SESSION_MAX_LIFETIME")
+    if access and refresh and access > refresh:
+        yield error(5, "COCART_JWT ACCESS_TOKEN_LIFETIME is longer than REFRESH_TOKEN_LIFETIME.")
+    if refresh and longest and refresh > longest:
+        yield error(5, "COCART_JWT REFRESH_TOKEN_LIFETIME is longer than SESSION_MAX_LIFETIME.")
+
+
+def check_numbers() -> Iterator[CheckMessage]:
+    cap = jwt_settings.MAX_TOKENS_PER_USER
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        yield error(5, "COCART_JWT MAX_TOKENS_PER_USER must be a positive integer or None.")
+    if not isinstance(jwt_settings.TOKEN_PREFIX, str) or len(jwt_settings.TOKEN_PREFIX) > 32:
+        yield error(5, "COCART_JWT TOKEN_PREFIX must be a string of at most 32 characters.")
+
+
+def check_rates() -> Iterator[CheckMessage]:
+    rates = jwt_settings.RATE_LIMITS
+    if not isinstance(rates, dict):
+        yield error(6, "COCART_JWT RATE_LIMITS must be a dict such as {'login': '5/min'}.")
+        return
+    for name, rate in rates.items():
+        if name not in RATE_NAMES:
+            yield error(6, f"COCART_JWT RATE_LIMITS has an unknown endpoint {name!r}.",
+                        hint=f"Use {', '.join(sorted(RATE_NAMES))}.")
+        elif rate is not None:
+            try:
+                parse_rate(rate)
+            except ValueError as exc:
+                yield error(6, f"COCART_JWT RATE_LIMITS[{name!r}]: {exc}.",
+                            hint="Use None for no limit, or e.g. '5/min', '100/hour'.")
+
+
+def check_revoke_on() -> Iterator[CheckMessage]:
+    events = jwt_settings.REVOKE_ON
+    if isinstance(events, str) or not isinstance(events, list | tuple | set | frozenset):
+        yield error(8, "COCART_JWT REVOKE_ON must be a list.")
+        return
+    for event in set(events) - REVOKE_EVENTS:
+        yield error(8, f"COCART_JWT REVOKE_ON has an unknown event {event!r}.",
+                    hint=f"Use {', '.join(sorted(REVOKE_EVENTS))}.")
+
+
+def check_import_strings() -> Iterator[CheckMessage]:
+    for name in sorted(IMPORT_STRINGS):
+        try:
+            value = getattr(jwt_settings, name)
+        except ImportError as exc:
+            yield error(9, f"COCART_JWT {name} does not import: {exc}.")
+            continue
+        if value is not None and not callable(value):
+            yield error(9, f"COCART_JWT {name} must be an import path of a callable.")
+
+
+def check_caches() -> Iterator[CheckMessage]:
+    caches = getattr(settings, "CACHES", {})
+    for name in ("CACHE", "RATE_LIMIT_CACHE"):
+        if getattr(jwt_settings, name) not in caches:
+            yield error(10, f"COCART_JWT {name} names a cache alias that is not in CACHES.")
+    rate_cache = caches.get(jwt_settings.RATE_LIMIT_CACHE, {})
+    if not settings.DEBUG and rate_cache.get("BACKEND") in PROCESS_LOCAL_CACHES:
+        yield warning(
+            2,
+            "COCART_JWT RATE_LIMIT_CACHE is process-local: each process counts on its own.",
+            hint="Use a shared cache (django-redis) in production.",
+        )
+    ttl = _duration("SESSION_CACHE_TTL")
+    session_cache = caches.get(jwt_settings.CACHE, {})
+    if ttl and session_cache.get("BACKEND") in PROCESS_LOCAL_CACHES:
+        yield warning(
+            3,
+            "COCART_JWT SESSION_CACHE_TTL > 0 with a process-local CACHE: a revocation in one "
+            "process is not seen by the others.",
+            hint="Use a shared cache (django-redis), or SESSION_CACHE_TTL = 0.",
+        )
+
+
+def check_trusted_proxies() -> Iterator[CheckMessage]:
+    proxies = jwt_settings.TRUSTED_PROXIES
+    if isinstance(proxies, str) or not isinstance(proxies, list | tuple):
+        yield error(11, "COCART_JWT TRUSTED_PROXIES must be a list of IP addresses or networks.")
+        return
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except (TypeError, ValueError):
+            yield error(11, f"COCART_JWT TRUSTED_PROXIES has {proxy!r}, not an IP or network.")

@@ -1,0 +1,294 @@
+"""Signing and verification keys: read from settings, the environment or files, never the DB.
+
+A key setting is one of:
+
+* the key itself: an HMAC secret (str or bytes) or a PEM string;
+* ``"env:NAME"``: the value of environment variable ``NAME`` (itself a secret, PEM or path);
+* ``"file:/path/key.pem"`` or a ``pathlib.Path``: the file's content;
+* for RS/PS/ES algorithms, a plain filesystem path (a PEM key never looks like one).
+
+Keys are parsed once per change of ``COCART_JWT`` and held in a ``KeyRing`` by key id.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.core.exceptions import ImproperlyConfigured
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from .settings import jwt_settings
+
+HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+EC_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
+ALGORITHMS = frozenset(HMAC_MIN_BYTES) | RSA_ALGORITHMS | frozenset(EC_CURVES)
+RSA_MIN_BITS = 2048
+PEM_MARKER = b"-----BEGIN"
+
+
+class KeyConfigurationError(ImproperlyConfigured):
+    """A key setting is unusable; ``check_id`` is the system check that reports it."""
+
+    def __init__(self, check_id: str, message: str) -> None:
+        super().__init__(message)
+        self.check_id = check_id
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def is_hmac(algorithm: str) -> bool:
+    return algorithm in HMAC_MIN_BYTES
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key: ``signer`` is None for a key kept for verification only."""
+
+    kid: str
+    algorithm: str
+    verifier: Any
+    signer: Any = None
+
+    @property
+    def public_jwk(self) -> dict[str, Any] | None:
+        """The JWK of a public key (RFC 7517), or None for an HMAC secret."""
+        if is_hmac(self.algorithm):
+            return None
+        if self.algorithm in RSA_ALGORITHMS:
+            jwk = RSAAlgorithm.to_jwk(self.verifier, as_dict=True)
+        else:
+            jwk = ECAlgorithm.to_jwk(self.verifier, as_dict=True)
+        return {**jwk, "kid": self.kid, "alg": self.algorithm, "use": "sig"}
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    signing_key: Key | None
+    by_kid: dict[str, Key] = field(default_factory=dict)
+
+    @property
+    def jwks(self) -> dict[str, list[dict[str, Any]]]:
+        keys = (key.public_jwk for key in self.by_kid.values())
+        return {"keys": [jwk for jwk in keys if jwk is not None]}
+
+
+def read_key_material(value: Any, *, asymmetric: bool, setting: str) -> bytes | None:
+    """Resolve a key setting to bytes: the secret or the PEM text."""
+    if value is None or value == "" or value == b"":
+        return None
+    if isinstance(value, os.PathLike):
+        return _read_file(Path(value), setting)
+    if isinstance(value, str):
+        if value.startswith("env:"):
+            name = value[4:]
+            if name not in os.environ:
+                raise KeyConfigurationError(
+                    "cocart_jwt.E002", f"{setting} names environment variable {name!r}, unset."
+                )
+            return read_key_material(os.environ[name], asymmetric=asymmetric, setting=setting)
+        if value.startswith("file:"):
+            return _read_file(Path(value[5:]), setting)
+        value = value.encode("utf-8")
+    if not isinstance(value, bytes):
+        raise KeyConfigurationError(
+            "cocart_jwt.E002", f"{setting} must be a string, bytes or a path."
+        )
+    if asymmetric and PEM_MARKER not in value:
+        return _read_file(Path(value.decode("utf-8", "replace").strip()), setting)
+    return value
+
+
+def _read_file(path: Path, setting: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise KeyConfigurationError(
+            "cocart_jwt.E003", f"{setting}: cannot read key file {str(path)!r} ({exc.strerror})."
+        ) from exc
+
+
+def hmac_key(secret: bytes | None, algorithm: str, setting: str) -> bytes:
+    if not secret:
+        raise KeyConfigurationError("cocart_jwt.E002", f"{setting} is required for {algorithm}.")
+    if PEM_MARKER in secret or secret.startswith(b"ssh-"):
+        raise KeyConfigurationError(
+            "cocart_jwt.E004", f"{setting} is a PEM/SSH key, but {algorithm} needs a secret."
+        )
+    minimum = HMAC_MIN_BYTES[algorithm]
+    if len(secret) < minimum:
+        raise KeyConfigurationError(
+            "cocart_jwt.E002",
+            f"{setting} is {len(secret)} bytes; {algorithm} needs at least {minimum}.",
+        )
+    return secret
+
+
+def load_private_key(pem: bytes, algorithm: str, setting: str) -> Any:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyConfigurationError(
+            "cocart_jwt.E003", f"{setting} is not a usable unencrypted PEM private key."
+        ) from exc
+    check_key_matches(key.public_key(), algorithm, setting)
+    return key
+
+
+def load_public_key(pem: bytes, algorithm: str, setting: str) -> Any:
+    try:
+        if b"PRIVATE KEY" in pem:
+            key: Any = serialization.load_pem_private_key(pem, password=None).public_key()
+        else:
+            key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError) as exc:
+        raise KeyConfigurationError(
+            "cocart_jwt.E003", f"{setting} is not a usable PEM public key."
+        ) from exc
+    check_key_matches(key, algorithm, setting)
+    return key
+
+
+def check_key_matches(public_key: Any, algorithm: str, setting: str) -> None:
+    if algorithm in RSA_ALGORITHMS:
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            raise KeyConfigurationError(
+                "cocart_jwt.E004", f"{setting} is not an RSA key, but {algorithm} needs one."
+            )
+        if public_key.key_size < RSA_MIN_BITS:
+            raise KeyConfigurationError(
+                "cocart_jwt.E004",
+                f"{setting} is a {public_key.key_size}-bit RSA key; use {RSA_MIN_BITS} or more.",
+            )
+        return
+    curve = EC_CURVES[algorithm]
+    if not isinstance(public_key, ec.EllipticCurvePublicKey) or public_key.curve.name != curve:
+        raise KeyConfigurationError(
+            "cocart_jwt.E004", f"{setting} is not an EC key on {curve}, as {algorithm} needs."
+        )
+
+
+def derive_kid(algorithm: str, verifier: Any) -> str:
+    """RFC 7638 thumbprint of a public key; for a secret, an HMAC that reveals nothing of it."""
+    if is_hmac(algorithm):
+        digest = hmac.new(verifier, b"cocart_jwt key id", hashlib.sha256).digest()
+        return b64url(digest[:16])
+    if algorithm in RSA_ALGORITHMS:
+        jwk = RSAAlgorithm.to_jwk(verifier, as_dict=True)
+        members = {name: jwk[name] for name in ("e", "kty", "n")}
+    else:
+        jwk = ECAlgorithm.to_jwk(verifier, as_dict=True)
+        members = {name: jwk[name] for name in ("crv", "kty", "x", "y")}
+    canonical = json.dumps(members, sort_keys=True, separators=(",", ":")).encode()
+    return b64url(hashlib.sha256(canonical).digest())
+
+
+def build_key(
+    *,
+    algorithm: Any,
+    signing: Any,
+    verifying: Any,
+    kid: Any,
+    setting: str,
+    can_sign: bool,
+) -> Key:
+    if algorithm not in ALGORITHMS:
+        raise KeyConfigurationError(
+            "cocart_jwt.E001",
+            f"{setting}: unknown algorithm {algorithm!r}; use one of {', '.join(sorted(ALGORITHMS))}.",
+        )
+    if is_hmac(algorithm):
+        secret = hmac_key(
+            read_key_material(signing, asymmetric=False, setting=f"{setting}SIGNING_KEY"),
+            algorithm,
+            f"{setting}SIGNING_KEY",
+        )
+        signer, verifier = (secret if can_sign else None), secret
+    else:
+        private_pem = read_key_material(signing, asymmetric=True, setting=f"{setting}SIGNING_KEY")
+        public_pem = read_key_material(verifying, asymmetric=True, setting=f"{setting}VERIFYING_KEY")
+        if private_pem is None and public_pem is None:
+            raise KeyConfigurationError(
+                "cocart_jwt.E003",
+                f"{setting}: {algorithm} needs SIGNING_KEY (a private key) or VERIFYING_KEY.",
+            )
+        signer = load_private_key(private_pem, algorithm, f"{setting}SIGNING_KEY") if private_pem else None
+        verifier = (
+            load_public_key(public_pem, algorithm, f"{setting}VERIFYING_KEY")
+            if public_pem
+            else signer.public_key()
+        )
+        if signer is not None and signer.public_key().public_numbers() != verifier.public_numbers():
+            raise KeyConfigurationError(
+                "cocart_jwt.E004", f"{setting}VERIFYING_KEY is not the public half of SIGNING_KEY."
+            )
+        if not can_sign:
+            signer = None
+    if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > 128):
+        raise KeyConfigurationError(
+            "cocart_jwt.E007", f"{setting}KEY_ID must be a non-empty string of at most 128 chars."
+        )
+    return Key(kid=kid or derive_kid(algorithm, verifier), algorithm=algorithm, verifier=verifier, signer=signer)
+
+
+def build_keyring() -> KeyRing:
+    """Parse the current settings into a ``KeyRing``; raise ``KeyConfigurationError``."""
+    current = build_key(
+        algorithm=jwt_settings.ALGORITHM,
+        signing=jwt_settings.SIGNING_KEY,
+        verifying=jwt_settings.VERIFYING_KEY,
+        kid=jwt_settings.KEY_ID,
+        setting="COCART_JWT ",
+        can_sign=True,
+    )
+    by_kid = {current.kid: current}
+    fallbacks = jwt_settings.FALLBACK_KEYS
+    if not isinstance(fallbacks, list | tuple):
+        raise KeyConfigurationError("cocart_jwt.E007", "COCART_JWT FALLBACK_KEYS must be a list.")
+    for index, entry in enumerate(fallbacks):
+        setting = f"COCART_JWT FALLBACK_KEYS[{index}] "
+        if not isinstance(entry, dict):
+            raise KeyConfigurationError("cocart_jwt.E007", f"{setting}must be a dict.")
+        key = build_key(
+            algorithm=entry.get("ALGORITHM", jwt_settings.ALGORITHM),
+            signing=entry.get("SIGNING_KEY"),
+            verifying=entry.get("VERIFYING_KEY"),
+            kid=entry.get("KEY_ID"),
+            setting=setting,
+            can_sign=False,
+        )
+        if key.kid in by_kid:
+            raise KeyConfigurationError(
+                "cocart_jwt.E007", f"{setting}has key id {key.kid!r}, already in use."
+            )
+        by_kid[key.kid] = key
+    signing_key = current if current.signer is not None else None
+    return KeyRing(signing_key=signing_key, by_kid=by_kid)
+
+
+_keyring: KeyRing | None = None
+
+
+def keyring() -> KeyRing:
+    """The parsed keys, built on first use after each settings change."""
+    global _keyring
+    if _keyring is None:
+        _keyring = build_keyring()
+    return _keyring
+
+
+@jwt_settings.on_reload
+def _forget_keyring() -> None:
+    global _keyring
+    _keyring = None

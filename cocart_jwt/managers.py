@@ -1,0 +1,235 @@
+"""Issuing, renewing, rotating and revoking sessions: the domain methods of ``Token.objects``."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import models, transaction
+from django.db.models import F
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+from .settings import jwt_settings
+from .signals import refresh_token_reused, token_issued, token_refreshed
+from .tokens import mint_access_token
+from .utils import client_ip, now, sha256_hex, user_agent
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.http import HttpRequest
+
+    from .models import Token
+
+logger = logging.getLogger("cocart_jwt")
+
+REFRESH_TOKEN_BYTES = 32  # 256 bits
+PASSWORD_FINGERPRINT_SALT = "cocart_jwt.password_fingerprint"
+
+
+class RefreshError(Exception):
+    """A refresh token was refused. The message is for the log and never holds the token."""
+
+
+class RefreshTokenReused(RefreshError):
+    """An already-rotated refresh token came back: its session has been revoked."""
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    """What a login, refresh or admin issue hands to the client, once."""
+
+    session: Token
+    user: AbstractBaseUser
+    access_token: str
+    access_expires_at: datetime
+    refresh_token: str | None
+    issued_at: datetime
+
+    @property
+    def expires_in(self) -> int:
+        return max(0, int((self.access_expires_at - self.issued_at).total_seconds()))
+
+    @property
+    def refresh_expires_in(self) -> int | None:
+        if self.refresh_token is None:
+            return None
+        return max(0, int((self.session.expires_at - self.issued_at).total_seconds()))
+
+
+def new_refresh_token() -> str:
+    return jwt_settings.TOKEN_PREFIX + secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+
+
+def password_fingerprint(user: AbstractBaseUser, secret: str | bytes | None = None) -> str:
+    password = getattr(user, "password", "") or ""
+    return salted_hmac(
+        PASSWORD_FINGERPRINT_SALT, password, secret=secret, algorithm="sha256"
+    ).hexdigest()
+
+
+def password_unchanged(user: AbstractBaseUser, fingerprint: str) -> bool:
+    secrets_in_use = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return any(
+        constant_time_compare(password_fingerprint(user, secret), fingerprint)
+        for secret in secrets_in_use
+    )
+
+
+def user_is_active(user: AbstractBaseUser) -> bool:
+    return bool(getattr(user, "is_active", True))
+
+
+class TokenManager(models.Manager["Token"]):
+    def issue(
+        self,
+        user: AbstractBaseUser,
+        *,
+        refreshable: bool = True,
+        lifetime: timedelta | None = None,
+        description: str = "",
+        claims: dict[str, Any] | None = None,
+        request: HttpRequest | None = None,
+    ) -> IssuedTokens:
+        """Start a session for ``user`` and mint its first tokens.
+
+        The user's row is locked first so that parallel logins cannot all see room under
+        ``MAX_TOKENS_PER_USER``; the oldest live sessions beyond the cap are revoked.
+        """
+        at = now()
+        lifetime = jwt_settings.REFRESH_TOKEN_LIFETIME if lifetime is None else lifetime
+        with transaction.atomic():
+            self._lock_user(user)
+            self._evict_beyond_cap(user, at)
+            session = self.create(
+                user=user,
+                created_at=at,
+                expires_at=at + min(lifetime, jwt_settings.SESSION_MAX_LIFETIME),
+                ip=client_ip(request) if request is not None else None,
+                user_agent=user_agent(request) if request is not None else "",
+                description=description,
+                refreshable=refreshable,
+                claims=claims or {},
+                password_fingerprint=password_fingerprint(user),
+            )
+            refresh_token = self._add_refresh_token(session, at) if refreshable else None
+            access = mint_access_token(session, user, at)
+            token_issued.send(self.model, token=session, user=user, request=request)
+        return IssuedTokens(session, user, access.token, access.expires_at, refresh_token, at)
+
+    def renew(self, session: Token, *, request: HttpRequest | None = None) -> IssuedTokens | None:
+        """New tokens for a live session (a login carrying its Bearer); None if it is not live.
+
+        Every refresh token the session had is spent: presenting one again is reuse.
+        """
+        at = now()
+        with transaction.atomic():
+            locked = (
+                self.select_for_update(of=("self",))
+                .select_related("user")
+                .live(at)
+                .filter(pk=session.pk, refreshable=True)
+                .first()
+            )
+            if locked is None:
+                return None
+            locked.refresh_tokens.filter(used_at__isnull=True).update(used_at=at)
+            return self._extend(locked, at, request)
+
+    def rotate(self, refresh_token: str, *, request: HttpRequest | None = None) -> IssuedTokens:
+        """Exchange a refresh token for new tokens, or raise ``RefreshError``.
+
+        The session row is locked; then the presented token is claimed with a conditional
+        UPDATE, so of N concurrent uses exactly one wins and the others are reuse.
+        """
+        digest = sha256_hex(refresh_token)
+        at = now()
+        with transaction.atomic():
+            session = (
+                self.select_for_update(of=("self",))
+                .select_related("user")
+                .annotate(presented_hash=F("refresh_tokens__token_hash"))
+                .filter(refresh_tokens__token_hash=digest)
+                .first()
+            )
+            if session is None or not constant_time_compare(session.presented_hash, digest):
+                raise RefreshError("unknown refresh token")
+            self._check_refreshable(session, at)
+            if not jwt_settings.ROTATE_REFRESH_TOKENS:
+                return self._extend(session, at, request, refresh_token=refresh_token)
+            claimed = session.refresh_tokens.filter(token_hash=digest, used_at__isnull=True)
+            if claimed.update(used_at=at):
+                return self._extend(session, at, request)
+        self._handle_reuse(session, request)
+        raise RefreshTokenReused(f"refresh token reused; session {session.pk} revoked")
+
+    def revoke_all(self, user: AbstractBaseUser, reason: str) -> int:
+        """Revoke every live session of ``user``; returns how many."""
+        return len(self.filter(user=user).revoke(reason))
+
+    def _check_refreshable(self, session: Token, at: datetime) -> None:
+        if session.revoked_at is not None:
+            raise RefreshError(f"session {session.pk} is revoked")
+        if session.expires_at <= at:
+            raise RefreshError(f"session {session.pk} is expired")
+        if not session.refreshable:
+            raise RefreshError(f"session {session.pk} is not refreshable")
+        if not user_is_active(session.user):
+            raise RefreshError(f"user of session {session.pk} is inactive")
+        if not password_unchanged(session.user, session.password_fingerprint):
+            raise RefreshError(f"password of the user of session {session.pk} changed")
+
+    def _handle_reuse(self, session: Token, request: HttpRequest | None) -> None:
+        from .models import RevokeReason
+
+        logger.warning("Refresh token reused; revoking session %s", session.pk)
+        session.revoke(RevokeReason.REFRESH_TOKEN_REUSED)
+        refresh_token_reused.send(self.model, token=session, user=session.user, request=request)
+
+    def _extend(
+        self,
+        session: Token,
+        at: datetime,
+        request: HttpRequest | None,
+        refresh_token: str | None = None,
+    ) -> IssuedTokens:
+        """Slide the session's expiry (never past SESSION_MAX_LIFETIME) and mint new tokens."""
+        session.expires_at = min(
+            at + jwt_settings.REFRESH_TOKEN_LIFETIME,
+            session.created_at + jwt_settings.SESSION_MAX_LIFETIME,
+        )
+        session.last_used_at = at
+        session.password_fingerprint = password_fingerprint(session.user)
+        self.filter(pk=session.pk).update(
+            expires_at=session.expires_at,
+            last_used_at=at,
+            password_fingerprint=session.password_fingerprint,
+        )
+        if refresh_token is None:
+            refresh_token = self._add_refresh_token(session, at)
+        access = mint_access_token(session, session.user, at)
+        token_refreshed.send(self.model, token=session, user=session.user, request=request)
+        return IssuedTokens(session, session.user, access.token, access.expires_at, refresh_token, at)
+
+    def _add_refresh_token(self, session: Token, at: datetime) -> str:
+        raw = new_refresh_token()
+        session.refresh_tokens.create(token_hash=sha256_hex(raw), created_at=at)
+        return raw
+
+    def _lock_user(self, user: AbstractBaseUser) -> None:
+        list(get_user_model()._default_manager.select_for_update().filter(pk=user.pk).values("pk"))
+
+    def _evict_beyond_cap(self, user: AbstractBaseUser, at: datetime) -> None:
+        from .models import RevokeReason
+
+        cap = jwt_settings.MAX_TOKENS_PER_USER
+        if not cap:
+            return
+        live = list(self.filter(user=user).live(at).order_by("created_at", "pk").values_list("pk", flat=True))
+        excess = len(live) - (cap - 1)
+        if excess > 0:
+            self.filter(pk__in=live[:excess]).revoke(RevokeReason.MAX_TOKENS)

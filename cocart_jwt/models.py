@@ -1,0 +1,154 @@
+"""The token registry: one ``Token`` row per session, one ``RefreshToken`` row per refresh token."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from .managers import TokenManager
+from .signals import token_revoked
+from .utils import now
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class RevokeReason(models.TextChoices):
+    LOGOUT = "logout", _("Logged out")
+    LOGOUT_ALL = "logout_all", _("Logged out everywhere")
+    SESSION_DELETED = "session_deleted", _("Session deleted by its user")
+    REFRESH_TOKEN_REUSED = "refresh_token_reused", _("Refresh token reused")
+    MAX_TOKENS = "max_tokens", _("Too many sessions; oldest evicted")
+    PASSWORD_CHANGE = "password_change", _("Password changed")
+    EMAIL_CHANGE = "email_change", _("Email changed")
+    DEACTIVATION = "deactivation", _("User deactivated")
+    ADMIN = "admin", _("Revoked by an administrator")
+    COMMAND = "command", _("Revoked from the command line")
+
+
+class Status(models.TextChoices):
+    VALID = "valid", _("Valid")
+    EXPIRED = "expired", _("Expired")
+    REVOKED = "revoked", _("Revoked")
+
+
+class TokenQuerySet(models.QuerySet["Token"]):
+    def live(self, at: datetime | None = None) -> TokenQuerySet:
+        return self.filter(revoked_at__isnull=True, expires_at__gt=at or now())
+
+    def revoke(self, reason: str) -> list[Token]:
+        """Revoke every live session here; the one place that sends ``token_revoked``."""
+        revoked_at = now()
+        with transaction.atomic():
+            sessions = list(
+                self.filter(revoked_at__isnull=True)
+                .select_related("user")
+                .select_for_update(of=("self",))
+                .order_by("created_at")
+            )
+            if not sessions:
+                return []
+            Token.objects.filter(pk__in=[session.pk for session in sessions]).update(
+                revoked_at=revoked_at, revoke_reason=reason
+            )
+            for session in sessions:
+                session.revoked_at, session.revoke_reason = revoked_at, reason
+                token_revoked.send(Token, token=session, user=session.user, reason=reason)
+        return sessions
+
+
+class Token(models.Model):
+    """A session of the registry: what CoCart calls a PAT and AAM a registry entry."""
+
+    id = models.CharField(
+        _("session id"), primary_key=True, max_length=64, default=new_session_id, editable=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="jwt_tokens",
+        verbose_name=_("user"),
+    )
+    created_at = models.DateTimeField(_("created at"), default=now, editable=False)
+    expires_at = models.DateTimeField(_("expires at"))
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    revoke_reason = models.CharField(
+        _("revoke reason"), max_length=32, choices=RevokeReason.choices, blank=True
+    )
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=255, blank=True)
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    refreshable = models.BooleanField(_("refreshable"), default=True)
+    claims = models.JSONField(_("additional claims"), default=dict, blank=True)
+    # An HMAC of the user's password hash at issue: a refresh after a password change fails
+    # even when the change bypassed save() (and REVOKE_ON).
+    password_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
+
+    objects = TokenManager.from_queryset(TokenQuerySet)()
+
+    class Meta:
+        verbose_name = _("token")
+        verbose_name_plural = _("tokens")
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["user", "created_at"],
+                condition=Q(revoked_at__isnull=True),
+                name="cocart_jwt_token_live_idx",
+            ),
+            models.Index(fields=["expires_at"], name="cocart_jwt_token_expires_idx"),
+            models.Index(fields=["revoked_at"], name="cocart_jwt_token_revoked_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return str(_("Token %(id)s of %(user)s") % {"id": self.pk, "user": self.user_id})
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= now()
+
+    @property
+    def status(self) -> str:
+        if self.is_revoked:
+            return Status.REVOKED
+        return Status.EXPIRED if self.is_expired else Status.VALID
+
+    def revoke(self, reason: str) -> bool:
+        """Revoke this session; False when it already was."""
+        revoked = Token.objects.filter(pk=self.pk).revoke(reason)
+        if revoked:
+            self.revoked_at, self.revoke_reason = revoked[0].revoked_at, reason
+        return bool(revoked)
+
+
+class RefreshToken(models.Model):
+    """One refresh token ever issued for a session (its family); only the SHA-256 is kept."""
+
+    session = models.ForeignKey(
+        Token, on_delete=models.CASCADE, related_name="refresh_tokens", verbose_name=_("session")
+    )
+    token_hash = models.CharField(_("token hash"), max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=now, editable=False)
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("refresh token")
+        verbose_name_plural = _("refresh tokens")
+
+    def __str__(self) -> str:
+        return str(_("Refresh token %(id)s of session %(session)s") % {
+            "id": self.pk, "session": self.session_id,
+        })
+
+    def __repr__(self) -> str:
+        return f"<RefreshToken {self.pk} session={self.session_id} used={self.used_at is not None}>"

@@ -1,0 +1,82 @@
+"""Request and response shapes of the endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from .managers import IssuedTokens
+from .models import Token
+
+# Far above any real credential, far below anything that costs the server.
+USERNAME_MAX_LENGTH = 254
+PASSWORD_MAX_LENGTH = 4096
+REFRESH_TOKEN_MAX_LENGTH = 512
+
+
+class LoginSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=USERNAME_MAX_LENGTH, trim_whitespace=False)
+    password = serializers.CharField(
+        max_length=PASSWORD_MAX_LENGTH, trim_whitespace=False, style={"input_type": "password"}
+    )
+
+
+class RefreshSerializer(serializers.Serializer):
+    refresh_token = serializers.CharField(max_length=REFRESH_TOKEN_MAX_LENGTH)
+
+
+class UserSerializer(serializers.Serializer):
+    id = serializers.SerializerMethodField()
+    username = serializers.SerializerMethodField()
+
+    def get_id(self, user: Any) -> Any:
+        return user.pk
+
+    def get_username(self, user: Any) -> str:
+        return str(user.get_username())
+
+
+class TokenPairSerializer(serializers.Serializer):
+    access_token = serializers.CharField()
+    refresh_token = serializers.CharField(allow_null=True)
+    token_type = serializers.SerializerMethodField()
+    expires_in = serializers.IntegerField(help_text=_("Seconds until the access token expires."))
+    refresh_expires_in = serializers.IntegerField(
+        allow_null=True, help_text=_("Seconds until the refresh token expires.")
+    )
+    sid = serializers.CharField(source="session.pk")
+    user = UserSerializer()
+
+    def get_token_type(self, issued: IssuedTokens) -> str:
+        return "Bearer"
+
+
+class ValidateSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    user = UserSerializer()
+    sid = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    current = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Token
+        fields = [
+            "id",
+            "description",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "ip",
+            "user_agent",
+            "current",
+        ]
+        read_only_fields = fields
+
+    def get_current(self, session: Token) -> bool:
+        current = getattr(self.context.get("request"), "auth", None)
+        return current is not None and current.pk == session.pk

@@ -1,0 +1,124 @@
+"""The ``COCART_JWT`` setting, read through one object.
+
+``jwt_settings.ACCESS_TOKEN_LIFETIME`` reads ``settings.COCART_JWT`` lazily, fills in the
+default, normalises durations to ``timedelta`` and remembers the result until Django's
+``setting_changed`` says ``COCART_JWT`` changed; then the same object forgets everything in
+place, so ``override_settings`` and pytest-django's ``settings`` fixture just work. Nothing is
+read at import time and nothing is written onto ``django.conf.settings``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+SETTING_NAME = "COCART_JWT"
+
+DEFAULTS: dict[str, Any] = {
+    "SIGNING_KEY": None,
+    "VERIFYING_KEY": None,
+    "ALGORITHM": "HS256",
+    "KEY_ID": None,
+    "FALLBACK_KEYS": [],
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=30),
+    "SESSION_MAX_LIFETIME": timedelta(days=90),
+    "ADMIN_TOKEN_LIFETIME": timedelta(hours=24),
+    "LOGIN_LINK_LIFETIME": timedelta(minutes=10),
+    "ISSUER": None,
+    "AUDIENCE": None,
+    "LEEWAY": timedelta(0),
+    "MAX_TOKENS_PER_USER": 10,
+    "ROTATE_REFRESH_TOKENS": True,
+    "BIND_TO_IP": False,
+    "BIND_TO_USER_AGENT": False,
+    "TOKEN_PREFIX": "",
+    "USER_CLAIMS": None,
+    "PAYLOAD_HOOK": None,
+    "REVOKE_ON": ["password_change", "email_change", "deactivation", "logout"],
+    "SESSION_CACHE_TTL": timedelta(0),
+    "TOUCH_INTERVAL": timedelta(seconds=60),
+    "RATE_LIMITS": {"login": "5/min", "refresh": "10/min", "validate": "2/min"},
+    "RATE_LIMIT_CACHE": "default",
+    "TRUSTED_PROXIES": [],
+    "CACHE": "default",
+}
+
+DURATIONS = frozenset(
+    {
+        "ACCESS_TOKEN_LIFETIME",
+        "REFRESH_TOKEN_LIFETIME",
+        "SESSION_MAX_LIFETIME",
+        "ADMIN_TOKEN_LIFETIME",
+        "LOGIN_LINK_LIFETIME",
+        "LEEWAY",
+        "SESSION_CACHE_TTL",
+        "TOUCH_INTERVAL",
+    }
+)
+
+IMPORT_STRINGS = frozenset({"USER_CLAIMS", "PAYLOAD_HOOK"})
+
+REVOKE_EVENTS = frozenset({"password_change", "email_change", "deactivation", "logout"})
+
+
+def as_timedelta(value: Any) -> timedelta:
+    """Durations may be given as ``timedelta`` or as a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a timedelta or a number of seconds, got {type(value).__name__}")
+    return timedelta(seconds=value)
+
+
+class JWTSettings:
+    """Attribute access to ``settings.COCART_JWT`` with defaults, cached until it changes."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+        self._reload_callbacks: list[Callable[[], None]] = []
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(settings, SETTING_NAME, None)
+        return value if isinstance(value, dict) else {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown {SETTING_NAME} setting: {name!r}")
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        value = self.user_settings.get(name, DEFAULTS[name])
+        if name in DURATIONS:
+            value = as_timedelta(value)
+        elif name in IMPORT_STRINGS and isinstance(value, str):
+            value = import_string(value)
+        self._cache[name] = value
+        return value
+
+    def on_reload(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Register ``callback`` to forget objects derived from these settings (keys...)."""
+        self._reload_callbacks.append(callback)
+        return callback
+
+    def reload(self) -> None:
+        self._cache.clear()
+        for callback in self._reload_callbacks:
+            callback()
+
+
+jwt_settings = JWTSettings()
+
+
+@receiver(setting_changed)
+def _reload_jwt_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting in (SETTING_NAME, "SECRET_KEY", "CACHES"):
+        jwt_settings.reload()

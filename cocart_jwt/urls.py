@@ -1,0 +1,21 @@
+from django.db import transaction
+from django.urls import path
+
+from . import views
+
+app_name = "cocart_jwt"
+
+urlpatterns = [
+    path("login/", views.LoginView.as_view(), name="login"),
+    # Outside ATOMIC_REQUESTS: the revocation that answers a reused refresh token must
+    # commit even though the response is an error.
+    path(
+        "refresh/", transaction.non_atomic_requests(views.RefreshView.as_view()), name="refresh"
+    ),
+    path("validate/", views.ValidateView.as_view(), name="validate"),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("logout/all/", views.LogoutAllView.as_view(), name="logout-all"),
+    path("sessions/", views.SessionListView.as_view(), name="sessions"),
+    path("sessions/<str:session_id>/", views.SessionDetailView.as_view(), name="session"),
+    path("jwks.json", views.JWKSView.as_view(), name="jwks"),
+]

@@ -1,0 +1,193 @@
+"""The HTTP endpoints: login, refresh, validate, logout, sessions, JWKS."""
+
+from __future__ import annotations
+
+import binascii
+import logging
+from base64 import b64decode
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib.auth import authenticate, user_logged_in
+from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
+from rest_framework import status
+from rest_framework.exceptions import APIException, AuthenticationFailed, ParseError, ValidationError
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from .authentication import JWTAuthentication
+from .keys import keyring
+from .managers import IssuedTokens, RefreshError
+from .models import RevokeReason, Token
+from .serializers import (
+    LoginSerializer,
+    RefreshSerializer,
+    SessionSerializer,
+    TokenPairSerializer,
+    ValidateSerializer,
+)
+
+logger = logging.getLogger("cocart_jwt")
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, with a ``code`` beside every ``detail`` (usable as the site's handler)."""
+    response = drf_exception_handler(exc, context)
+    if response is None or not isinstance(exc, APIException):
+        return response
+    if isinstance(exc, ValidationError):
+        response.data = {
+            "detail": _("Invalid request."),
+            "code": "invalid_request",
+            "errors": response.data,
+        }
+    elif isinstance(response.data, dict) and "detail" in response.data:
+        codes = exc.get_codes()
+        response.data["code"] = codes if isinstance(codes, str) else exc.default_code
+    return response
+
+
+class JWTView(APIView):
+    """Base of the endpoints: errors with codes, 401 (never 403) with a Bearer challenge."""
+
+    def get_exception_handler(self) -> Any:
+        return exception_handler
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return JWTAuthentication().authenticate_header(request)
+
+
+class PublicView(JWTView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+
+class BearerView(JWTView):
+    authentication_classes = [JWTAuthentication]
+    permission_classes = [IsAuthenticated]
+
+
+def token_response(issued: IssuedTokens) -> Response:
+    return Response(TokenPairSerializer(issued).data, headers=NO_STORE)
+
+
+def invalid_credentials() -> AuthenticationFailed:
+    return AuthenticationFailed(_("Invalid credentials."), code="invalid_credentials")
+
+
+class LoginView(PublicView):
+    """Exchange a username and password (JSON, form or HTTP Basic) for a token pair."""
+
+    def post(self, request: Request) -> Response:
+        username, password = self.get_credentials(request)
+        user = authenticate(request._request, username=username, password=password)
+        if user is None:
+            logger.info("Login refused: wrong credentials, or an inactive user")
+            raise invalid_credentials()
+        user_logged_in.send(sender=type(user), request=request._request, user=user)
+        issued = self.renew_bearer_session(request, user)
+        if issued is None:
+            issued = Token.objects.issue(user, request=request._request)
+        return token_response(issued)
+
+    def get_credentials(self, request: Request) -> tuple[str, str]:
+        data = request.data
+        if not data and request.META.get("HTTP_AUTHORIZATION", "")[:6].lower() == "basic ":
+            data = self.basic_credentials(request.META["HTTP_AUTHORIZATION"][6:])
+        serializer = LoginSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data["username"], serializer.validated_data["password"]
+
+    def basic_credentials(self, encoded: str) -> dict[str, str]:
+        try:
+            decoded = b64decode(encoded.strip().encode("ascii"), validate=True).decode("utf-8")
+        except (ValueError, binascii.Error) as exc:
+            raise ParseError(_("Malformed HTTP Basic credentials.")) from exc
+        username, sep, password = decoded.partition(":")
+        if not sep:
+            raise ParseError(_("Malformed HTTP Basic credentials."))
+        return {"username": username, "password": password}
+
+    def renew_bearer_session(self, request: Request, user: Any) -> IssuedTokens | None:
+        """A valid Bearer of the same user keeps its session; any other changes nothing."""
+        try:
+            result = JWTAuthentication().authenticate(request)
+        except AuthenticationFailed:
+            return None
+        if result is None or result[0].pk != user.pk:
+            return None
+        return Token.objects.renew(result[1], request=request._request)
+
+
+class RefreshView(PublicView):
+    """Rotate a refresh token: a new token pair; a spent token revokes its session."""
+
+    def post(self, request: Request) -> Response:
+        serializer = RefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            issued = Token.objects.rotate(
+                serializer.validated_data["refresh_token"], request=request._request
+            )
+        except RefreshError as exc:
+            logger.info("Refresh refused: %s", exc)
+            raise AuthenticationFailed(
+                _("Invalid or expired refresh token."), code="invalid_grant"
+            ) from None
+        return token_response(issued)
+
+
+class ValidateView(BearerView):
+    """Say whether the Bearer token is valid, and whose it is."""
+
+    def post(self, request: Request) -> Response:
+        expires_at = datetime.fromtimestamp(request.auth.access_claims["exp"], tz=UTC)
+        data = {"valid": True, "user": request.user, "sid": request.auth.pk, "expires_at": expires_at}
+        return Response(ValidateSerializer(data).data, headers=NO_STORE)
+
+
+class LogoutView(BearerView):
+    """Revoke the session of the Bearer token."""
+
+    def post(self, request: Request) -> Response:
+        request.auth.revoke(RevokeReason.LOGOUT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutAllView(BearerView):
+    """Revoke every session of the Bearer token's user."""
+
+    def post(self, request: Request) -> Response:
+        Token.objects.revoke_all(request.user, RevokeReason.LOGOUT_ALL)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SessionListView(BearerView):
+    """The live sessions of the Bearer token's user; ``current`` marks this one."""
+
+    def get(self, request: Request) -> Response:
+        sessions = Token.objects.live().filter(user=request.user).order_by("-created_at")
+        serializer = SessionSerializer(sessions, many=True, context={"request": request})
+        return Response(serializer.data, headers=NO_STORE)
+
+
+class SessionDetailView(BearerView):
+    """Revoke one of the caller's live sessions; 404 for any other."""
+
+    def delete(self, request: Request, session_id: str) -> Response:
+        session = get_object_or_404(Token.objects.live().filter(user=request.user), pk=session_id)
+        session.revoke(RevokeReason.SESSION_DELETED)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class JWKSView(PublicView):
+    """The public verification keys (RFC 7517); empty for HMAC algorithms."""
+
+    def get(self, request: Request) -> Response:
+        return Response(keyring().jwks, headers={"Cache-Control": "public, max-age=300"})
