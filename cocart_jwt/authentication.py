@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -101,6 +101,6 @@ class JWTAuthentication(BaseAuthentication):
         ).update(last_used_at=at)
         session.last_used_at = at
 
-    def fail(self, request: Request) -> Any:
+    def fail(self, request: Request) -> NoReturn:
         setattr(request, ERROR_ATTR, "invalid_token")
         raise AuthenticationFailed(_("Invalid or expired token."), code="invalid_token")

@@ -29,8 +29,13 @@ PROCESS_LOCAL_CACHES = frozenset(
         "django.core.cache.backends.dummy.DummyCache",
     }
 )
-POSITIVE_DURATIONS = ("ACCESS_TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME", "SESSION_MAX_LIFETIME",
-                      "ADMIN_TOKEN_LIFETIME", "LOGIN_LINK_LIFETIME")
+POSITIVE_DURATIONS = (
+    "ACCESS_TOKEN_LIFETIME",
+    "REFRESH_TOKEN_LIFETIME",
+    "SESSION_MAX_LIFETIME",
+    "ADMIN_TOKEN_LIFETIME",
+    "LOGIN_LINK_LIFETIME",
+)
 
 
 def error(check_id: int, msg: str, hint: str | None = None) -> Error:
@@ -50,8 +55,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         warning(4, f"{SETTING_NAME} has an unknown setting {name!r}.", hint="Check its spelling.")
         for name in sorted(set(raw) - set(DEFAULTS), key=str)
     ]
-    for check in (check_keys, check_durations, check_numbers, check_rates, check_revoke_on,
-                  check_import_strings, check_caches, check_trusted_proxies):
+    for check in (
+        check_keys,
+        check_durations,
+        check_numbers,
+        check_rates,
+        check_revoke_on,
+        check_import_strings,
+        check_caches,
+        check_trusted_proxies,
+    ):
         messages.extend(check())
     return messages
 
@@ -119,14 +132,20 @@ def check_rates() -> Iterator[CheckMessage]:
         return
     for name, rate in rates.items():
         if name not in RATE_NAMES:
-            yield error(6, f"COCART_JWT RATE_LIMITS has an unknown endpoint {name!r}.",
-                        hint=f"Use {', '.join(sorted(RATE_NAMES))}.")
+            yield error(
+                6,
+                f"COCART_JWT RATE_LIMITS has an unknown endpoint {name!r}.",
+                hint=f"Use {', '.join(sorted(RATE_NAMES))}.",
+            )
         elif rate is not None:
             try:
                 parse_rate(rate)
             except ValueError as exc:
-                yield error(6, f"COCART_JWT RATE_LIMITS[{name!r}]: {exc}.",
-                            hint="Use None for no limit, or e.g. '5/min', '100/hour'.")
+                yield error(
+                    6,
+                    f"COCART_JWT RATE_LIMITS[{name!r}]: {exc}.",
+                    hint="Use None for no limit, or e.g. '5/min', '100/hour'.",
+                )
 
 
 def check_revoke_on() -> Iterator[CheckMessage]:
@@ -135,8 +154,11 @@ def check_revoke_on() -> Iterator[CheckMessage]:
         yield error(8, "COCART_JWT REVOKE_ON must be a list.")
         return
     for event in set(events) - REVOKE_EVENTS:
-        yield error(8, f"COCART_JWT REVOKE_ON has an unknown event {event!r}.",
-                    hint=f"Use {', '.join(sorted(REVOKE_EVENTS))}.")
+        yield error(
+            8,
+            f"COCART_JWT REVOKE_ON has an unknown event {event!r}.",
+            hint=f"Use {', '.join(sorted(REVOKE_EVENTS))}.",
+        )
 
 
 def check_import_strings() -> Iterator[CheckMessage]:

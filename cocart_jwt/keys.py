@@ -32,6 +32,7 @@ HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 EC_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
 ALGORITHMS = frozenset(HMAC_MIN_BYTES) | RSA_ALGORITHMS | frozenset(EC_CURVES)
+KNOWN_ALGORITHMS = ", ".join(sorted(ALGORITHMS))
 RSA_MIN_BITS = 2048
 PEM_MARKER = b"-----BEGIN"
 
@@ -194,6 +195,29 @@ def derive_kid(algorithm: str, verifier: Any) -> str:
     return b64url(hashlib.sha256(canonical).digest())
 
 
+def asymmetric_pair(algorithm: str, signing: Any, verifying: Any, setting: str) -> tuple[Any, Any]:
+    """(private key or None, public key) for an RS/PS/ES algorithm."""
+    private_pem = read_key_material(signing, asymmetric=True, setting=f"{setting}SIGNING_KEY")
+    public_pem = read_key_material(verifying, asymmetric=True, setting=f"{setting}VERIFYING_KEY")
+    signer = (
+        load_private_key(private_pem, algorithm, f"{setting}SIGNING_KEY") if private_pem else None
+    )
+    if public_pem:
+        verifier = load_public_key(public_pem, algorithm, f"{setting}VERIFYING_KEY")
+    elif signer is not None:
+        verifier = signer.public_key()
+    else:
+        raise KeyConfigurationError(
+            "cocart_jwt.E003",
+            f"{setting}: {algorithm} needs SIGNING_KEY (a private key) or VERIFYING_KEY.",
+        )
+    if signer is not None and signer.public_key().public_numbers() != verifier.public_numbers():
+        raise KeyConfigurationError(
+            "cocart_jwt.E004", f"{setting}VERIFYING_KEY is not the public half of SIGNING_KEY."
+        )
+    return signer, verifier
+
+
 def build_key(
     *,
     algorithm: Any,
@@ -206,40 +230,23 @@ def build_key(
     if algorithm not in ALGORITHMS:
         raise KeyConfigurationError(
             "cocart_jwt.E001",
-            f"{setting}: unknown algorithm {algorithm!r}; use one of {', '.join(sorted(ALGORITHMS))}.",
+            f"{setting}: unknown algorithm {algorithm!r}; use one of {KNOWN_ALGORITHMS}.",
         )
     if is_hmac(algorithm):
-        secret = hmac_key(
-            read_key_material(signing, asymmetric=False, setting=f"{setting}SIGNING_KEY"),
-            algorithm,
-            f"{setting}SIGNING_KEY",
-        )
-        signer, verifier = (secret if can_sign else None), secret
+        material = read_key_material(signing, asymmetric=False, setting=f"{setting}SIGNING_KEY")
+        signer = verifier = hmac_key(material, algorithm, f"{setting}SIGNING_KEY")
     else:
-        private_pem = read_key_material(signing, asymmetric=True, setting=f"{setting}SIGNING_KEY")
-        public_pem = read_key_material(verifying, asymmetric=True, setting=f"{setting}VERIFYING_KEY")
-        if private_pem is None and public_pem is None:
-            raise KeyConfigurationError(
-                "cocart_jwt.E003",
-                f"{setting}: {algorithm} needs SIGNING_KEY (a private key) or VERIFYING_KEY.",
-            )
-        signer = load_private_key(private_pem, algorithm, f"{setting}SIGNING_KEY") if private_pem else None
-        verifier = (
-            load_public_key(public_pem, algorithm, f"{setting}VERIFYING_KEY")
-            if public_pem
-            else signer.public_key()
-        )
-        if signer is not None and signer.public_key().public_numbers() != verifier.public_numbers():
-            raise KeyConfigurationError(
-                "cocart_jwt.E004", f"{setting}VERIFYING_KEY is not the public half of SIGNING_KEY."
-            )
-        if not can_sign:
-            signer = None
+        signer, verifier = asymmetric_pair(algorithm, signing, verifying, setting)
     if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > 128):
         raise KeyConfigurationError(
             "cocart_jwt.E007", f"{setting}KEY_ID must be a non-empty string of at most 128 chars."
         )
-    return Key(kid=kid or derive_kid(algorithm, verifier), algorithm=algorithm, verifier=verifier, signer=signer)
+    return Key(
+        kid=kid or derive_kid(algorithm, verifier),
+        algorithm=algorithm,
+        verifier=verifier,
+        signer=signer if can_sign else None,
+    )
 
 
 def build_keyring() -> KeyRing:

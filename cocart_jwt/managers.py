@@ -15,7 +15,7 @@ from django.db.models import F
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from .settings import jwt_settings
-from .signals import refresh_token_reused, token_issued, token_refreshed
+from .signals import refresh_token_reused, token_issued, token_refreshed, token_revoked
 from .tokens import mint_access_token
 from .utils import client_ip, now, sha256_hex, user_agent
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("cocart_jwt")
 
 REFRESH_TOKEN_BYTES = 32  # 256 bits
-PASSWORD_FINGERPRINT_SALT = "cocart_jwt.password_fingerprint"
+PASSWORD_FINGERPRINT_SALT = "cocart_jwt.password_fingerprint"  # noqa: S105 (a salt)
 
 
 class RefreshError(Exception):
@@ -84,7 +84,34 @@ def user_is_active(user: AbstractBaseUser) -> bool:
     return bool(getattr(user, "is_active", True))
 
 
-class TokenManager(models.Manager["Token"]):
+class TokenQuerySet(models.QuerySet["Token"]):
+    """Sessions; ``live()`` are neither revoked nor expired."""
+
+    def live(self, at: datetime | None = None) -> TokenQuerySet:
+        return self.filter(revoked_at__isnull=True, expires_at__gt=at or now())
+
+    def revoke(self, reason: str) -> list[Token]:
+        """Revoke every live session here; the one place that sends ``token_revoked``."""
+        revoked_at = now()
+        with transaction.atomic():
+            sessions: list[Token] = list(
+                self.filter(revoked_at__isnull=True)
+                .select_related("user")
+                .select_for_update(of=("self",))
+                .order_by("created_at")
+            )
+            if not sessions:
+                return []
+            self.model._default_manager.filter(pk__in=[s.pk for s in sessions]).update(
+                revoked_at=revoked_at, revoke_reason=reason
+            )
+            for session in sessions:
+                session.revoked_at, session.revoke_reason = revoked_at, reason
+                token_revoked.send(self.model, token=session, user=session.user, reason=reason)
+        return sessions
+
+
+class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore[misc]
     def issue(
         self,
         user: AbstractBaseUser,
@@ -152,8 +179,9 @@ class TokenManager(models.Manager["Token"]):
             session = (
                 self.select_for_update(of=("self",))
                 .select_related("user")
-                .annotate(presented_hash=F("refresh_tokens__token_hash"))
                 .filter(refresh_tokens__token_hash=digest)
+                # After filter(), so the annotation reads the row the filter joined.
+                .annotate(presented_hash=F("refresh_tokens__token_hash"))
                 .first()
             )
             if session is None or not constant_time_compare(session.presented_hash, digest):
@@ -213,7 +241,9 @@ class TokenManager(models.Manager["Token"]):
             refresh_token = self._add_refresh_token(session, at)
         access = mint_access_token(session, session.user, at)
         token_refreshed.send(self.model, token=session, user=session.user, request=request)
-        return IssuedTokens(session, session.user, access.token, access.expires_at, refresh_token, at)
+        return IssuedTokens(
+            session, session.user, access.token, access.expires_at, refresh_token, at
+        )
 
     def _add_refresh_token(self, session: Token, at: datetime) -> str:
         raw = new_refresh_token()
@@ -229,7 +259,12 @@ class TokenManager(models.Manager["Token"]):
         cap = jwt_settings.MAX_TOKENS_PER_USER
         if not cap:
             return
-        live = list(self.filter(user=user).live(at).order_by("created_at", "pk").values_list("pk", flat=True))
+        live = list(
+            self.filter(user=user)
+            .live(at)
+            .order_by("created_at", "pk")
+            .values_list("pk", flat=True)
+        )
         excess = len(live) - (cap - 1)
         if excess > 0:
             self.filter(pk__in=live[:excess]).revoke(RevokeReason.MAX_TOKENS)

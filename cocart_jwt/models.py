@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from typing import Any
+
 from django.conf import settings
-from django.db import models, transaction
+from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from .managers import TokenManager
-from .signals import token_revoked
 from .utils import now
 
 
@@ -35,31 +35,6 @@ class Status(models.TextChoices):
     VALID = "valid", _("Valid")
     EXPIRED = "expired", _("Expired")
     REVOKED = "revoked", _("Revoked")
-
-
-class TokenQuerySet(models.QuerySet["Token"]):
-    def live(self, at: datetime | None = None) -> TokenQuerySet:
-        return self.filter(revoked_at__isnull=True, expires_at__gt=at or now())
-
-    def revoke(self, reason: str) -> list[Token]:
-        """Revoke every live session here; the one place that sends ``token_revoked``."""
-        revoked_at = now()
-        with transaction.atomic():
-            sessions = list(
-                self.filter(revoked_at__isnull=True)
-                .select_related("user")
-                .select_for_update(of=("self",))
-                .order_by("created_at")
-            )
-            if not sessions:
-                return []
-            Token.objects.filter(pk__in=[session.pk for session in sessions]).update(
-                revoked_at=revoked_at, revoke_reason=reason
-            )
-            for session in sessions:
-                session.revoked_at, session.revoke_reason = revoked_at, reason
-                token_revoked.send(Token, token=session, user=session.user, reason=reason)
-        return sessions
 
 
 class Token(models.Model):
@@ -90,7 +65,10 @@ class Token(models.Model):
     # even when the change bypassed save() (and REVOKE_ON).
     password_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
 
-    objects = TokenManager.from_queryset(TokenQuerySet)()
+    objects = TokenManager()
+
+    # Set by the authentication class on the session it returns as ``request.auth``.
+    access_claims: dict[str, Any]
 
     class Meta:
         verbose_name = _("token")
@@ -146,9 +124,13 @@ class RefreshToken(models.Model):
         verbose_name_plural = _("refresh tokens")
 
     def __str__(self) -> str:
-        return str(_("Refresh token %(id)s of session %(session)s") % {
-            "id": self.pk, "session": self.session_id,
-        })
+        return str(
+            _("Refresh token %(id)s of session %(session)s")
+            % {
+                "id": self.pk,
+                "session": self.session_id,
+            }
+        )
 
     def __repr__(self) -> str:
         return f"<RefreshToken {self.pk} session={self.session_id} used={self.used_at is not None}>"

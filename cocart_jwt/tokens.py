@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from .models import Token
 
-ACCESS_TOKEN_TYPE = "at+jwt"
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (a media type)
 ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 MAX_TOKEN_LENGTH = 8 * 1024
 MAX_CLAIM_LENGTH = 255

@@ -9,9 +9,7 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     # Outside ATOMIC_REQUESTS: the revocation that answers a reused refresh token must
     # commit even though the response is an error.
-    path(
-        "refresh/", transaction.non_atomic_requests(views.RefreshView.as_view()), name="refresh"
-    ),
+    path("refresh/", transaction.non_atomic_requests(views.RefreshView.as_view()), name="refresh"),
     path("validate/", views.ValidateView.as_view(), name="validate"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("logout/all/", views.LogoutAllView.as_view(), name="logout-all"),

@@ -6,13 +6,18 @@ import binascii
 import logging
 from base64 import b64decode
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import authenticate, user_logged_in
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
 from rest_framework import status
-from rest_framework.exceptions import APIException, AuthenticationFailed, ParseError, ValidationError
+from rest_framework.exceptions import (
+    APIException,
+    AuthenticationFailed,
+    ParseError,
+    ValidationError,
+)
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -71,6 +76,10 @@ class PublicView(JWTView):
 class BearerView(JWTView):
     authentication_classes = [JWTAuthentication]
     permission_classes = [IsAuthenticated]
+
+    def session(self, request: Request) -> Token:
+        """The session of the Bearer token (``request.auth``, set by JWTAuthentication)."""
+        return cast(Token, request.auth)
 
 
 def token_response(issued: IssuedTokens) -> Response:
@@ -147,8 +156,13 @@ class ValidateView(BearerView):
     """Say whether the Bearer token is valid, and whose it is."""
 
     def post(self, request: Request) -> Response:
-        expires_at = datetime.fromtimestamp(request.auth.access_claims["exp"], tz=UTC)
-        data = {"valid": True, "user": request.user, "sid": request.auth.pk, "expires_at": expires_at}
+        expires_at = datetime.fromtimestamp(self.session(request).access_claims["exp"], tz=UTC)
+        data = {
+            "valid": True,
+            "user": request.user,
+            "sid": self.session(request).pk,
+            "expires_at": expires_at,
+        }
         return Response(ValidateSerializer(data).data, headers=NO_STORE)
 
 
@@ -156,7 +170,7 @@ class LogoutView(BearerView):
     """Revoke the session of the Bearer token."""
 
     def post(self, request: Request) -> Response:
-        request.auth.revoke(RevokeReason.LOGOUT)
+        self.session(request).revoke(RevokeReason.LOGOUT)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -164,7 +178,7 @@ class LogoutAllView(BearerView):
     """Revoke every session of the Bearer token's user."""
 
     def post(self, request: Request) -> Response:
-        Token.objects.revoke_all(request.user, RevokeReason.LOGOUT_ALL)
+        Token.objects.revoke_all(self.session(request).user, RevokeReason.LOGOUT_ALL)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
