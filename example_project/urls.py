@@ -1,0 +1,10 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from example_project.views import MeView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/auth/", include("cocart_jwt.urls")),
+    path("api/me/", MeView.as_view(), name="me"),
+]

@@ -1,0 +1,17 @@
+#!/usr/bin/env python
+"""Django's command-line utility for the example project."""
+
+import os
+import sys
+
+
+def main() -> None:
+    # setdefault: a DJANGO_SETTINGS_MODULE already in the environment wins.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()

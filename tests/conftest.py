@@ -1,0 +1,138 @@
+"""Test infrastructure: service markers, the CI rule, the skip banner and basic fixtures.
+
+- ``@pytest.mark.postgres`` tests run only when PostgreSQL is the test database,
+  ``@pytest.mark.redis`` tests only when Redis answers; otherwise they are skipped
+  and a banner at the end of the run says how many and how to start the services.
+- Under CI (env ``CI`` set, not empty/0/false/no) a missing service is never a skip:
+  the run stops at once with a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from tests import services
+
+NO_POSTGRES_REASON = "[no-postgres] needs PostgreSQL as the test database"
+NO_REDIS_REASON = "[no-redis] needs Redis"
+
+START_HELP = [
+    "Start them (or point DATABASE_URL / REDIS_URL at running ones), then rerun ./runtests:",
+    "  PostgreSQL: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    '  Redis:      redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" '
+    "--appendonly no",
+    "The suite looks for postgres://postgres@127.0.0.1:5432/cocart_jwt and "
+    "redis://127.0.0.1:6379/15.",
+]
+
+PASSWORD = "correct horse battery staple"
+
+
+def postgres_is_test_db() -> bool:
+    return str(settings.DATABASES["default"]["ENGINE"]).endswith("postgresql")
+
+
+def redis_available() -> bool:
+    return bool(getattr(settings, "HAS_REDIS", services.redis_url() is not None))
+
+
+def _describe_backends() -> str:
+    db = settings.DATABASES["default"]
+    engine = str(db["ENGINE"]).rsplit(".", 1)[-1]
+    cache = str(settings.CACHES["default"]["BACKEND"]).rsplit(".", 1)[-1]
+    return f"cocart_jwt tests: database={engine} ({db.get('HOST') or 'local'}), cache={cache}"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return _describe_backends()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not services.in_ci():
+        return
+    problems = []
+    if not postgres_is_test_db():
+        problems.append("PostgreSQL is not the test database (set DATABASE_URL)")
+    else:
+        url = services.postgres_url()
+        if url and not services.reachable(url, 5432, timeout=2):
+            problems.append(f"PostgreSQL does not answer at {url}")
+    if not redis_available():
+        problems.append("Redis is not available (set REDIS_URL)")
+    else:
+        url = services.redis_url()
+        if url and not services.reachable(url, 6379, timeout=2):
+            problems.append(f"Redis does not answer at {url}")
+    if problems:
+        pytest.exit(
+            "CI is set, so a missing service fails the run instead of skipping tests: "
+            + "; ".join(problems),
+            returncode=3,
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    has_postgres = postgres_is_test_db()
+    has_redis = redis_available()
+    for item in items:
+        if not has_postgres and item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.skip(reason=NO_POSTGRES_REASON))
+        if not has_redis and item.get_closest_marker("redis"):
+            item.add_marker(pytest.mark.skip(reason=NO_REDIS_REASON))
+
+
+def _skip_reason(report: Any) -> str:
+    longrepr = getattr(report, "longrepr", None)
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr or "")
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons = [_skip_reason(r) for r in skipped]
+    no_pg = sum("[no-postgres]" in r for r in reasons)
+    no_redis = sum("[no-redis]" in r for r in reasons)
+    if not (no_pg or no_redis):
+        return
+    bang = "!" * 78
+    write = terminalreporter.write_line
+    write("")
+    write(bang, red=True, bold=True)
+    write("!!! NOT TESTED: some tests were skipped because a service is missing", bold=True)
+    if no_pg:
+        write(f"!!!   {no_pg} test(s) skipped: PostgreSQL is not the test database", bold=True)
+    if no_redis:
+        write(f"!!!   {no_redis} test(s) skipped: Redis is not available", bold=True)
+    for line in START_HELP:
+        write(f"!!! {line}")
+    write(bang, red=True, bold=True)
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def api_client() -> Any:
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def user(db: None, django_user_model: Any, password: str) -> Any:
+    return django_user_model.objects.create_user(
+        username="alice", email="alice@example.com", password=password
+    )
+
+
+@pytest.fixture
+def other_user(db: None, django_user_model: Any, password: str) -> Any:
+    return django_user_model.objects.create_user(
+        username="bob", email="bob@example.com", password=password
+    )
