@@ -47,9 +47,9 @@ def mint_access_token(session: Token, user: AbstractBaseUser, now: datetime) -> 
         raise InvalidToken("no signing key: this site is configured to verify tokens only")
     expires_at = min(now + jwt_settings.ACCESS_TOKEN_LIFETIME, session.expires_at)
     jti = secrets.token_urlsafe(16)
-    payload: dict[str, Any] = dict(session.claims or {})
+    payload = additional_claims(session.claims)
     if jwt_settings.USER_CLAIMS:
-        payload.update(jwt_settings.USER_CLAIMS(user))
+        payload.update(additional_claims(jwt_settings.USER_CLAIMS(user)))
     payload.update(
         sub=str(user.pk),
         iat=int(now.timestamp()),
@@ -67,6 +67,11 @@ def mint_access_token(session: Token, user: AbstractBaseUser, now: datetime) -> 
     headers = {"typ": ACCESS_TOKEN_TYPE, "kid": key.kid}
     token = jwt.encode(payload, key.signer, algorithm=key.algorithm, headers=headers)
     return AccessToken(token=token, expires_at=expires_at, jti=jti)
+
+
+def additional_claims(claims: dict[str, Any] | None) -> dict[str, Any]:
+    """Claims of a session or of USER_CLAIMS, without the registered ones this app sets."""
+    return {name: value for name, value in (claims or {}).items() if name not in RESERVED_CLAIMS}
 
 
 def read_header(token: str) -> dict[str, Any]:

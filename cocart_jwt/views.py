@@ -82,6 +82,13 @@ class BearerView(JWTView):
         return cast(Token, request.auth)
 
 
+def timestamp(value: int) -> datetime:
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return datetime.max.replace(tzinfo=UTC)
+
+
 def token_response(issued: IssuedTokens) -> Response:
     return Response(TokenPairSerializer(issued).data, headers=NO_STORE)
 
@@ -156,11 +163,13 @@ class ValidateView(BearerView):
     """Say whether the Bearer token is valid, and whose it is."""
 
     def post(self, request: Request) -> Response:
-        expires_at = datetime.fromtimestamp(self.session(request).access_claims["exp"], tz=UTC)
+        session = self.session(request)
+        # The access token never outlives its session; a PAYLOAD_HOOK may still set odd values.
+        expires_at = min(session.expires_at, timestamp(session.access_claims["exp"]))
         data = {
             "valid": True,
             "user": request.user,
-            "sid": self.session(request).pk,
+            "sid": session.pk,
             "expires_at": expires_at,
         }
         return Response(ValidateSerializer(data).data, headers=NO_STORE)

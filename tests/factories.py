@@ -17,9 +17,13 @@ ALL_ALGORITHMS = sorted(HMAC_MIN_BYTES) + sorted(RSA_ALGORITHMS) + sorted(EC_CUR
 CURVES = {"ES256": ec.SECP256R1(), "ES384": ec.SECP384R1(), "ES512": ec.SECP521R1()}
 
 
-@cache
 def private_pem(algorithm: str, variant: int = 0) -> str:
     """A PEM private key for ``algorithm`` (RSA 2048 for RS*/PS*); ``variant`` gives another."""
+    return _private_pem(algorithm, variant)
+
+
+@cache
+def _private_pem(algorithm: str, variant: int) -> str:
     if algorithm in RSA_ALGORITHMS:
         key: Any = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     else:
