@@ -127,10 +127,11 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         The user's row is locked first so that parallel logins cannot all see room under
         ``MAX_TOKENS_PER_USER``; the oldest live sessions beyond the cap are revoked.
         """
-        at = now()
         lifetime = jwt_settings.REFRESH_TOKEN_LIFETIME if lifetime is None else lifetime
         with transaction.atomic():
             self._lock_user(user)
+            # Read the clock under the lock: created_at then orders sessions as the cap does.
+            at = now()
             self._evict_beyond_cap(user, at)
             session = self.create(
                 user=user,

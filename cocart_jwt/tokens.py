@@ -41,11 +41,18 @@ class AccessToken:
 
 
 def mint_access_token(session: Token, user: AbstractBaseUser, now: datetime) -> AccessToken:
-    """Sign an access token of ``session``; it never outlives the session."""
+    """Sign an access token of ``session``; it never outlives the session.
+
+    The access token of a refreshable session lives ACCESS_TOKEN_LIFETIME; that of a session
+    without a refresh token (an admin or CLI token) lives as long as the session.
+    """
     key = keyring().signing_key
     if key is None:
         raise InvalidToken("no signing key: this site is configured to verify tokens only")
-    expires_at = min(now + jwt_settings.ACCESS_TOKEN_LIFETIME, session.expires_at)
+    # A session that cannot be refreshed (an admin or CLI token) is its access token.
+    expires_at = session.expires_at
+    if session.refreshable:
+        expires_at = min(now + jwt_settings.ACCESS_TOKEN_LIFETIME, expires_at)
     jti = secrets.token_urlsafe(16)
     payload = additional_claims(session.claims)
     if jwt_settings.USER_CLAIMS:
@@ -119,8 +126,19 @@ def verify_access_token(token: str) -> dict[str, Any]:
         raise InvalidToken(f"{type(exc).__name__}: {exc}") from None
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise InvalidToken(f"undecodable token ({type(exc).__name__})") from None
+    check_claim_types(claims)
+    return claims
+
+
+def check_claim_types(claims: dict[str, Any]) -> None:
+    """What PyJWT lets through: numeric strings and floats as dates, any lifetime."""
     for name in ("sub", "sid"):
-        value = claims.get(name)
+        value = claims[name]
         if not isinstance(value, str) or not 0 < len(value) <= MAX_CLAIM_LENGTH:
             raise InvalidToken(f"{name} claim is not a short non-empty string")
-    return claims
+    for name in ("exp", "iat", "nbf"):
+        if type(claims[name]) is not int:
+            raise InvalidToken(f"{name} claim is not an integer NumericDate")
+    longest = jwt_settings.SESSION_MAX_LIFETIME + jwt_settings.LEEWAY
+    if claims["exp"] - claims["iat"] > longest.total_seconds():
+        raise InvalidToken("exp is further from iat than any session lives")

@@ -213,3 +213,13 @@ class TestRevokeOn:
         user.is_active = True
         user.save()
         assert login(api_client, "alice", password).status_code == 200
+
+
+def test_access_token_of_a_non_refreshable_session_lives_as_long_as_the_session(user):
+    issued = Token.objects.issue(user, refreshable=False, lifetime=timedelta(hours=24))
+    assert issued.expires_in == 24 * 3600
+
+
+def test_access_token_of_a_refreshable_session_lives_the_access_lifetime(user):
+    issued = Token.objects.issue(user, lifetime=timedelta(hours=24))
+    assert issued.expires_in == 15 * 60
