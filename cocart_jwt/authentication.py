@@ -12,6 +12,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
+from . import session_cache
 from .managers import user_is_active
 from .models import Token
 from .settings import jwt_settings
@@ -41,13 +42,16 @@ class JWTAuthentication(BaseAuthentication):
         at = now()
         try:
             claims = verify_access_token(raw)
-            session = self.get_session(claims, at)
+            session, touch_due = self.get_session(claims["sid"], at)
+            if str(session.user_id) != claims["sub"]:
+                raise InvalidToken(f"sub does not match the user of session {session.pk}")
             self.check_binding(session, request)
         except InvalidToken as exc:
             logger.info("Access token refused: %s", exc)
             self.fail(request)
         session.access_claims = claims
-        self.touch(session, at)
+        if touch_due:
+            self.touch(session, at)
         token_authenticated.send(
             type(self), token=session, user=session.user, claims=claims, request=request
         )
@@ -71,19 +75,49 @@ class JWTAuthentication(BaseAuthentication):
             self.fail(request)
         return credentials
 
-    def get_session(self, claims: dict[str, Any], at: datetime) -> Token:
-        session = Token.objects.select_related("user").filter(pk=claims["sid"]).first()
+    def get_session(self, sid: str, at: datetime) -> tuple[Token, bool]:
+        """The live session ``sid`` with its user, and whether ``last_used_at`` is due a write.
+
+        Strict mode: one query. Cached mode: one cache round trip; the query only on a miss,
+        which then fills the cache (or remembers the refusal).
+        """
+        if not session_cache.enabled():
+            session = self.load_session(sid, at)
+            return session, self.touch_due(session, at)
+        found = session_cache.lookup(sid)
+        if found.revoked:
+            raise InvalidToken(f"session {sid} is revoked (session cache)")
+        cached = session_cache.restore(found.entry)
+        if cached is not None:
+            self.check_session(cached, at)
+            return cached, found.touch_due and session_cache.claim_touch(sid)
+        try:
+            session = self.load_session(sid, at)
+        except InvalidToken:
+            if found.fillable:
+                session_cache.remember_refused(sid)
+            raise
+        if found.fillable:
+            session_cache.fill(session, at)
+        if not found.available:
+            return session, self.touch_due(session, at)
+        return session, found.touch_due and session_cache.claim_touch(sid)
+
+    def load_session(self, sid: str, at: datetime) -> Token:
+        """The one query of strict mode: the session and its user, by primary key."""
+        session = Token.objects.select_related("user").filter(pk=sid).first()
         if session is None:
             raise InvalidToken("no such session")
+        self.check_session(session, at)
+        return session
+
+    def check_session(self, session: Token, at: datetime) -> None:
         if session.revoked_at is not None:
             raise InvalidToken(f"session {session.pk} is revoked")
         if session.expires_at <= at:
             raise InvalidToken(f"session {session.pk} is expired")
-        if str(session.user_id) != claims["sub"]:
-            raise InvalidToken(f"sub does not match the user of session {session.pk}")
         if not user_is_active(session.user):
             raise InvalidToken(f"user of session {session.pk} is inactive")
-        return session
 
     def check_binding(self, session: Token, request: Request) -> None:
         if jwt_settings.BIND_TO_IP and session.ip != client_ip(request):
@@ -91,11 +125,13 @@ class JWTAuthentication(BaseAuthentication):
         if jwt_settings.BIND_TO_USER_AGENT and session.user_agent != user_agent(request):
             raise InvalidToken(f"session {session.pk} is bound to another user agent")
 
+    def touch_due(self, session: Token, at: datetime) -> bool:
+        last_used_at = session.last_used_at
+        return last_used_at is None or last_used_at <= at - jwt_settings.TOUCH_INTERVAL
+
     def touch(self, session: Token, at: datetime) -> None:
-        """Record use at most once per TOUCH_INTERVAL, whatever the number of processes."""
+        """Record use; the condition keeps it to one write per TOUCH_INTERVAL across processes."""
         threshold = at - jwt_settings.TOUCH_INTERVAL
-        if session.last_used_at is not None and session.last_used_at > threshold:
-            return
         Token.objects.filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lte=threshold), pk=session.pk
         ).update(last_used_at=at)

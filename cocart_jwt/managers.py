@@ -14,6 +14,7 @@ from django.db import models, transaction
 from django.db.models import F
 from django.utils.crypto import constant_time_compare, salted_hmac
 
+from . import session_cache
 from .settings import jwt_settings
 from .signals import refresh_token_reused, token_issued, token_refreshed, token_revoked
 from .tokens import mint_access_token
@@ -102,9 +103,13 @@ class TokenQuerySet(models.QuerySet["Token"]):
             )
             if not sessions:
                 return []
-            self.model._default_manager.filter(pk__in=[s.pk for s in sessions]).update(
+            sids = [session.pk for session in sessions]
+            self.model._default_manager.filter(pk__in=sids).update(
                 revoked_at=revoked_at, revoke_reason=reason
             )
+            # Before the commit: a rollback leaves a tombstone on a live session (refused
+            # until the entry expires), never a revoked session that still works.
+            session_cache.mark_revoked(sids)
             for session in sessions:
                 session.revoked_at, session.revoke_reason = revoked_at, reason
                 token_revoked.send(self.model, token=session, user=session.user, reason=reason)

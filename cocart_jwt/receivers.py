@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model, user_logged_out
-from django.db.models.signals import post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_save
 
+from . import session_cache
 from .models import RevokeReason, Token
 from .settings import jwt_settings
 
@@ -57,6 +58,14 @@ def revoke_after_change(sender: Any, instance: Any, **kwargs: Any) -> None:
     reason = instance.__dict__.pop(PENDING_ATTR, None)
     if reason is not None:
         Token.objects.revoke_all(instance, reason)
+    elif session_cache.enabled() and set(kwargs.get("update_fields") or ()) != {"last_login"}:
+        # Cached snapshots hold user fields (is_staff...): send their requests to the database.
+        live = Token.objects.live().filter(user=instance).values_list("pk", flat=True)
+        session_cache.mark_stale(live)
+
+
+def tombstone_deleted_session(sender: Any, instance: Token, **kwargs: Any) -> None:
+    session_cache.mark_revoked([instance.pk])
 
 
 def revoke_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
@@ -69,3 +78,4 @@ def connect() -> None:
     pre_save.connect(note_revoking_change, sender=user_model, dispatch_uid="cocart_jwt_pre_save")
     post_save.connect(revoke_after_change, sender=user_model, dispatch_uid="cocart_jwt_post_save")
     user_logged_out.connect(revoke_on_logout, dispatch_uid="cocart_jwt_logged_out")
+    post_delete.connect(tombstone_deleted_session, sender=Token, dispatch_uid="cocart_jwt_deleted")

@@ -6,6 +6,7 @@ to tests that need a missing service (skipped locally, a failed run under CI).
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -109,6 +110,9 @@ COCART_JWT = {
     + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
     "ISSUER": "https://shop.example",
 }
+# A child server process started by a test can take more settings (cached mode, limits...)
+# as JSON: COCART_JWT_TEST_OVERRIDES='{"SESSION_CACHE_TTL": 300}'.
+COCART_JWT.update(json.loads(os.environ.get("COCART_JWT_TEST_OVERRIDES") or "{}"))
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,192 @@
+"""Cached mode (``SESSION_CACHE_TTL > 0``): a snapshot of session + user per sid in the cache.
+
+One entry per session, ``cocart_jwt:session:<sid>``, holds one of:
+
+* a snapshot: the session's and its user's field values (never the password hash);
+* ``REVOKED``, a tombstone: refuse without asking the database;
+* ``STALE``: the user changed; ask the database, and cache nothing until the entry expires.
+
+The rules that keep a revoked session from coming back (DESIGN.md):
+
+* revoking writes a tombstone (``set``), it never merely deletes;
+* a miss fills the entry with ``add`` (only if absent), never ``set``, so a request that read
+  the database just before a revocation cannot replace the tombstone with a live snapshot;
+* ``STALE`` may replace anything: it only ever sends requests to the database.
+
+A second key, ``cocart_jwt:touch:<sid>``, exists while ``last_used_at`` is fresh; it is read in
+the same round trip (MGET) as the entry. Any cache error falls back to the strict query.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.auth import get_user_model
+from django.core.cache import caches
+from django.db import router
+
+from .settings import jwt_settings
+
+if TYPE_CHECKING:
+    from django.core.cache.backends.base import BaseCache
+
+    from .models import Token
+
+logger = logging.getLogger("cocart_jwt")
+
+REVOKED = "revoked"
+STALE = "stale"
+PRIVATE_FIELDS = frozenset({"password", "password_fingerprint"})
+
+
+def enabled() -> bool:
+    return bool(jwt_settings.SESSION_CACHE_TTL > timedelta(0))
+
+
+def session_key(sid: str) -> str:
+    return f"cocart_jwt:session:{sid}"
+
+
+def touch_key(sid: str) -> str:
+    return f"cocart_jwt:touch:{sid}"
+
+
+def _cache() -> BaseCache:
+    return caches[jwt_settings.CACHE]
+
+
+def _ttl() -> int:
+    return max(1, int(jwt_settings.SESSION_CACHE_TTL.total_seconds()))
+
+
+@cache
+def _fields(model: type) -> tuple[str, ...]:
+    return tuple(
+        field.attname
+        for field in model._meta.concrete_fields  # type: ignore[attr-defined]
+        if field.attname not in PRIVATE_FIELDS
+    )
+
+
+def _layout() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from .models import Token
+
+    return _fields(Token), _fields(get_user_model())
+
+
+class _Health:
+    """Logs a cache outage once, and its end once, rather than once per request."""
+
+    failing = False
+
+    def failed(self, exc: Exception) -> None:
+        if not self.failing:
+            self.failing = True
+            logger.error(
+                "Session cache %r unavailable (%s); using the strict query until it is back",
+                jwt_settings.CACHE,
+                type(exc).__name__,
+            )
+
+    def ok(self) -> None:
+        if self.failing:
+            self.failing = False
+            logger.warning("Session cache %r is back", jwt_settings.CACHE)
+
+
+health = _Health()
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What the cache knows of a session: ``entry`` is a snapshot, a marker, or None."""
+
+    entry: Any = None
+    touch_due: bool = True
+    available: bool = True
+
+    @property
+    def revoked(self) -> bool:
+        return self.entry == REVOKED
+
+    @property
+    def fillable(self) -> bool:
+        return self.available and self.entry is None
+
+
+def lookup(sid: str) -> Lookup:
+    """One round trip: the session entry and its touch key."""
+    key = session_key(sid)
+    try:
+        found = _cache().get_many([key, touch_key(sid)])
+    except Exception as exc:  # any backend error: fall back to the database
+        health.failed(exc)
+        return Lookup(available=False)
+    health.ok()
+    return Lookup(entry=found.get(key), touch_due=touch_key(sid) not in found)
+
+
+def restore(entry: Any) -> Token | None:
+    """The session (with its user) from a snapshot; None if the snapshot is not one."""
+    from .models import Token
+
+    token_fields, user_fields = _layout()
+    if not isinstance(entry, tuple) or len(entry) != 3 or entry[0] != (token_fields, user_fields):
+        return None
+    session = Token.from_db(router.db_for_read(Token), token_fields, entry[1])
+    user_model = get_user_model()
+    session.user = user_model.from_db(router.db_for_read(user_model), user_fields, entry[2])
+    return session
+
+
+def fill(session: Token, at: datetime) -> None:
+    """Cache a live session read from the database, unless any entry is already there."""
+    token_fields, user_fields = _layout()
+    snapshot = (
+        (token_fields, user_fields),
+        tuple(getattr(session, name) for name in token_fields),
+        tuple(getattr(session.user, name) for name in user_fields),
+    )
+    remaining = int((session.expires_at - at).total_seconds())
+    if remaining > 0:
+        _safely(lambda c: c.add(session_key(session.pk), snapshot, min(_ttl(), remaining)))
+
+
+def remember_refused(sid: str) -> None:
+    """A sid the database refuses (revoked, gone): answer from the cache next time."""
+    _safely(lambda c: c.add(session_key(sid), REVOKED, _ttl()))
+
+
+def mark_revoked(sids: Iterable[str]) -> None:
+    _mark(sids, REVOKED)
+
+
+def mark_stale(sids: Iterable[str]) -> None:
+    _mark(sids, STALE)
+
+
+def _mark(sids: Iterable[str], marker: str) -> None:
+    keys = {session_key(sid): marker for sid in sids}
+    if keys and enabled() and not _safely(lambda c: c.set_many(keys, _ttl()) == []):
+        logger.error("Could not write %d %s marker(s) to the session cache", len(keys), marker)
+
+
+def claim_touch(sid: str) -> bool:
+    """True for the one request per TOUCH_INTERVAL that should write ``last_used_at``."""
+    interval = max(1, int(jwt_settings.TOUCH_INTERVAL.total_seconds()))
+    return bool(_safely(lambda c: c.add(touch_key(sid), 1, interval)))
+
+
+def _safely(operation: Any) -> Any:
+    try:
+        result = operation(_cache())
+    except Exception as exc:  # any backend error: the caller degrades to the database
+        health.failed(exc)
+        return None
+    health.ok()
+    return result
