@@ -1,0 +1,262 @@
+"""Cached mode (SESSION_CACHE_TTL > 0): no SQL on a warm entry, and every revocation holds."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Permission
+from django.core.cache import caches
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from rest_framework.test import APIRequestFactory
+
+from cocart_jwt import session_cache
+from cocart_jwt.authentication import JWTAuthentication
+from cocart_jwt.models import RevokeReason, Token
+from cocart_jwt.utils import now
+from tests.factories import bearer, login, refresh
+
+pytestmark = pytest.mark.django_db
+
+ME = "/api/me/"
+
+
+@pytest.fixture(autouse=True)
+def cached_mode(settings):
+    settings.COCART_JWT = {**settings.COCART_JWT, "SESSION_CACHE_TTL": 300}
+    caches["default"].clear()
+    yield
+    caches["default"].clear()
+
+
+@pytest.fixture
+def tokens(api_client, user, password):
+    return login(api_client, "alice", password).json()
+
+
+def warm(api_client, tokens):
+    assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 200
+    assert isinstance(caches["default"].get(session_cache.session_key(tokens["sid"])), tuple)
+
+
+def status_and_queries(api_client, access_token):
+    with CaptureQueriesContext(connection) as queries:
+        status = api_client.get(ME, **bearer(access_token)).status_code
+    return status, len(queries)
+
+
+def test_a_warm_entry_costs_no_sql_query(api_client, tokens):
+    warm(api_client, tokens)
+    assert status_and_queries(api_client, tokens["access_token"]) == (200, 0)
+
+
+def test_a_cold_entry_costs_the_strict_query_once(api_client, tokens):
+    status, queries = status_and_queries(api_client, tokens["access_token"])
+    assert status == 200
+    assert queries == 2  # the session + user query, and the first last_used_at write
+    assert status_and_queries(api_client, tokens["access_token"]) == (200, 0)
+
+
+def test_the_cache_entry_holds_no_password_hash(api_client, tokens, user):
+    warm(api_client, tokens)
+    entry = caches["default"].get(session_cache.session_key(tokens["sid"]))
+    assert user.password not in repr(entry)
+
+
+@pytest.mark.parametrize(
+    "revoke",
+    [
+        pytest.param(
+            lambda c, t, u: c.post(reverse("cocart_jwt:logout"), **bearer(t)), id="logout"
+        ),
+        pytest.param(
+            lambda c, t, u: c.post(reverse("cocart_jwt:logout-all"), **bearer(t)), id="logout-all"
+        ),
+        pytest.param(lambda c, t, u: Token.objects.revoke_all(u, RevokeReason.ADMIN), id="admin"),
+        pytest.param(lambda c, t, u: Token.objects.filter(user=u).delete(), id="row-deleted"),
+        pytest.param(lambda c, t, u: u.delete(), id="user-deleted"),
+    ],
+)
+def test_a_revocation_holds_on_the_next_request_without_sql(api_client, tokens, user, revoke):
+    warm(api_client, tokens)
+
+    revoke(api_client, tokens["access_token"], user)
+
+    assert status_and_queries(api_client, tokens["access_token"]) == (401, 0)
+
+
+def test_deleting_a_session_through_the_api_holds(api_client, tokens, password):
+    other = login(api_client, "alice", password).json()
+    warm(api_client, tokens)
+    warm(api_client, other)
+
+    url = reverse("cocart_jwt:session", args=[tokens["sid"]])
+    api_client.delete(url, **bearer(other["access_token"]))
+
+    assert status_and_queries(api_client, tokens["access_token"]) == (401, 0)
+
+
+def test_refresh_token_reuse_holds_for_the_winners_access_token(api_client, tokens):
+    rotated = refresh(api_client, tokens["refresh_token"]).json()
+    warm(api_client, rotated)
+
+    assert refresh(api_client, tokens["refresh_token"]).status_code == 401
+
+    assert status_and_queries(api_client, rotated["access_token"]) == (401, 0)
+
+
+def test_cap_eviction_holds(api_client, tokens, password, settings):
+    settings.COCART_JWT = {**settings.COCART_JWT, "MAX_TOKENS_PER_USER": 1}
+    warm(api_client, tokens)
+
+    login(api_client, "alice", password)
+
+    assert status_and_queries(api_client, tokens["access_token"]) == (401, 0)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda u: u.set_password("a whole new password"), id="password"),
+        pytest.param(lambda u: setattr(u, "email", "alice@new.example"), id="email"),
+        pytest.param(lambda u: setattr(u, "is_active", False), id="deactivation"),
+    ],
+)
+def test_user_changes_through_save_hold(api_client, tokens, user, change):
+    warm(api_client, tokens)
+
+    change(user)
+    user.save()
+
+    assert status_and_queries(api_client, tokens["access_token"]) == (401, 0)
+
+
+def test_deactivation_outside_revoke_on_still_holds(api_client, tokens, user, settings):
+    settings.COCART_JWT = {**settings.COCART_JWT, "REVOKE_ON": []}
+    warm(api_client, tokens)
+
+    user.is_active = False
+    user.save()
+
+    assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 401
+
+
+def test_a_fill_that_read_the_database_before_a_revocation_cannot_resurrect_it(api_client, tokens):
+    stale = Token.objects.select_related("user").get(pk=tokens["sid"])
+    Token.objects.get(pk=tokens["sid"]).revoke(RevokeReason.ADMIN)
+
+    session_cache.fill(stale, now())
+
+    assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 401
+
+
+def test_a_raw_update_that_bypasses_the_app_holds_within_the_ttl(api_client, tokens):
+    warm(api_client, tokens)
+    Token.objects.filter(pk=tokens["sid"]).update(revoked_at=now())
+
+    # Documented: a change that bypasses the app is seen when the entry expires.
+    assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 200
+    caches["default"].delete(session_cache.session_key(tokens["sid"]))
+    assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 401
+
+
+def test_session_expiry_is_checked_on_a_warm_entry(api_client, user):
+    with time_machine.travel("2026-01-01 00:00:00+00:00", tick=False) as clock:
+        issued = Token.objects.issue(user, refreshable=False, lifetime=timedelta(minutes=10))
+        warm(api_client, {"access_token": issued.access_token, "sid": issued.session.pk})
+        clock.shift(timedelta(minutes=10, seconds=1))
+        assert status_and_queries(api_client, issued.access_token) == (401, 0)
+
+
+def authenticate(access_token):
+    request = APIRequestFactory().get(ME, **bearer(access_token))
+    from rest_framework.request import Request
+
+    return JWTAuthentication().authenticate(Request(request))
+
+
+def test_the_user_from_the_cache_behaves_like_the_real_one(api_client, tokens, user):
+    user.user_permissions.add(Permission.objects.get(codename="view_token"))
+    warm(api_client, tokens)
+
+    cached_user, session = authenticate(tokens["access_token"])
+
+    assert (cached_user.pk, cached_user.get_username()) == (user.pk, "alice")
+    assert cached_user.is_authenticated and not cached_user.is_staff
+    assert cached_user.email == "alice@example.com"
+    assert cached_user.has_perm("cocart_jwt.view_token")
+    assert not cached_user.has_perm("cocart_jwt.delete_token")
+    assert session.pk == tokens["sid"]
+
+
+def test_saving_the_cached_user_keeps_its_password(api_client, tokens, user, password):
+    warm(api_client, tokens)
+    cached_user, _session = authenticate(tokens["access_token"])
+
+    cached_user.first_name = "Alice"
+    cached_user.save()
+
+    user.refresh_from_db()
+    assert user.first_name == "Alice"
+    assert user.check_password(password)
+
+
+def test_a_user_change_is_seen_on_the_next_request(api_client, tokens, user):
+    warm(api_client, tokens)
+
+    user.is_staff = True
+    user.save()
+
+    cached_user, _session = authenticate(tokens["access_token"])
+    assert cached_user.is_staff is True
+
+
+def test_last_used_is_written_once_per_touch_interval(api_client, tokens):
+    with time_machine.travel(now(), tick=False) as clock:
+        warm(api_client, tokens)
+        first_use = Token.objects.get(pk=tokens["sid"]).last_used_at
+        for _ in range(5):
+            assert status_and_queries(api_client, tokens["access_token"]) == (200, 0)
+        # The touch key lives in the cache's real time; drop it as its expiry would.
+        clock.shift(timedelta(seconds=61))
+        caches["default"].delete(session_cache.touch_key(tokens["sid"]))
+        assert status_and_queries(api_client, tokens["access_token"]) == (200, 1)
+        assert Token.objects.get(pk=tokens["sid"]).last_used_at > first_use
+        assert status_and_queries(api_client, tokens["access_token"]) == (200, 0)
+
+
+class TestCacheDown:
+    @pytest.fixture(autouse=True)
+    def unreachable_cache(self, settings):
+        pytest.importorskip("django_redis")
+        settings.CACHES = {
+            **settings.CACHES,
+            "down": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": "redis://127.0.0.1:1/0",
+                "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+            },
+        }
+        settings.COCART_JWT = {**settings.COCART_JWT, "SESSION_CACHE_TTL": 300, "CACHE": "down"}
+        session_cache.health.failing = False
+
+    def test_requests_fall_back_to_the_strict_query(self, api_client, tokens, caplog):
+        with caplog.at_level(logging.ERROR, logger="cocart_jwt"):
+            statuses = [status_and_queries(api_client, tokens["access_token"]) for _ in range(3)]
+        assert statuses[0] == (200, 2)
+        assert statuses[1:] == [(200, 1), (200, 1)]
+        outages = [r for r in caplog.records if "unavailable" in r.getMessage()]
+        assert len(outages) == 1
+
+    def test_revoked_tokens_are_still_refused(self, api_client, tokens):
+        api_client.post(reverse("cocart_jwt:logout"), **bearer(tokens["access_token"]))
+        assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 401
+
+    def test_login_and_refresh_still_work(self, api_client, tokens):
+        response = refresh(api_client, tokens["refresh_token"])
+        assert response.status_code == 200
+        assert api_client.get(ME, **bearer(response.json()["access_token"])).status_code == 200
