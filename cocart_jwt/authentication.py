@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from . import session_cache
 from .managers import user_is_active
 from .models import Token
+from .queries import fetch_session
 from .settings import jwt_settings
 from .signals import token_authenticated
 from .tokens import InvalidToken, verify_access_token
@@ -105,7 +106,7 @@ class JWTAuthentication(BaseAuthentication):
 
     def load_session(self, sid: str, at: datetime) -> Token:
         """The one query of strict mode: the session and its user, by primary key."""
-        session = Token.objects.select_related("user").filter(pk=sid).first()
+        session = fetch_session(sid)
         if session is None:
             raise InvalidToken("no such session")
         self.check_session(session, at)

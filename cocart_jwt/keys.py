@@ -18,13 +18,14 @@ import hmac
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.exceptions import ImproperlyConfigured
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm, get_default_algorithms
 
 from .settings import jwt_settings
 
@@ -61,6 +62,11 @@ class Key:
     algorithm: str
     verifier: Any
     signer: Any = None
+
+    @cached_property
+    def implementation(self) -> Any:
+        """PyJWT's algorithm object (sign/verify) for this key's algorithm alone."""
+        return get_default_algorithms()[self.algorithm]
 
     @property
     def public_jwk(self) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from . import session_cache
 from .managers import TokenManager
 from .utils import now
 
@@ -106,6 +107,9 @@ class Token(models.Model):
         revoked = Token.objects.filter(pk=self.pk).revoke(reason)
         if revoked:
             self.revoked_at, self.revoke_reason = revoked[0].revoked_at, reason
+        else:
+            # Revoked already (perhaps by a raw update): make sure the cache knows it too.
+            session_cache.mark_revoked([self.pk])
         return bool(revoked)
 
 

@@ -1,0 +1,66 @@
+"""Settings of the benchmarks: this app, simplejwt (with its blacklist) and knox in one site.
+
+PostgreSQL with persistent connections and Redis on loopback, as in production; the URLs
+come from BENCH_DATABASE_URL / BENCH_REDIS_URL (defaults: the local services). Passwords are
+hashed with MD5 so that logins measure the token work, not PBKDF2.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from example_project.env import parse_database_url
+
+DATABASE_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cocart_jwt_bench"
+)
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+SECRET_KEY = "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+ROOT_URLCONF = "bench.urls"
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "knox",
+    "cocart_jwt",
+]
+MIDDLEWARE: list[str] = []
+DATABASES = {"default": {**parse_database_url(DATABASE_URL), "CONN_MAX_AGE": None}}
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "bench",
+    }
+}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+SIGNING_KEY = "bench-signing-key-" + "x" * 48
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_THROTTLE_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+}
+SIMPLE_JWT = {
+    "SIGNING_KEY": SIGNING_KEY,
+    "ALGORITHM": "HS256",
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),
+}
+REST_KNOX = {"TOKEN_TTL": timedelta(hours=10), "AUTO_REFRESH": False}
+COCART_JWT = {
+    "SIGNING_KEY": SIGNING_KEY,
+    "ISSUER": "https://bench.example",
+    "RATE_LIMITS": {"login": None, "refresh": None, "validate": None},
+    # Every iteration of the login benchmark starts a session: no cap eviction in the way.
+    "MAX_TOKENS_PER_USER": None,
+}

@@ -1,0 +1,96 @@
+"""``manage.py jwt cleanup``: delete dead sessions in small batches, each its own transaction.
+
+A session may go once it expired, or was revoked, longer ago than the grace period: it can
+never be live again (an expired session cannot be refreshed, a revoked one not un-revoked),
+and the delete statement repeats that condition, so a live session is never deleted.
+
+Batches walk the ``expires_at`` index, then the ``revoked_at`` index, in order, each query
+starting where the last batch ended: a batch reads at most ``batch_size`` rows, holds its
+locks only for its own short transaction, and never rescans what earlier batches deleted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+
+from cocart_jwt.models import RefreshToken, Token
+
+DEFAULT_BATCH_SIZE = 1000
+MAX_BATCH_SIZE = 10000
+
+
+def dead_before(cutoff: datetime) -> Q:
+    """Sessions that expired, or were revoked, before ``cutoff`` (never a live session)."""
+    return Q(expires_at__lt=cutoff) | Q(revoked_at__lt=cutoff)
+
+
+@dataclass(frozen=True)
+class Batch:
+    number: int
+    sessions: int
+    refresh_tokens: int
+    total_sessions: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CleanupResult:
+    sessions: int
+    refresh_tokens: int
+    batches: int
+
+
+def count(cutoff: datetime) -> tuple[int, int]:
+    """(sessions, refresh tokens) a cleanup with ``cutoff`` would delete now."""
+    sessions = Token.objects.filter(dead_before(cutoff))
+    refresh = RefreshToken.objects.filter(session__in=sessions.values("pk"))
+    return sessions.count(), refresh.count()
+
+
+def cleanup(
+    cutoff: datetime,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_batch: Callable[[Batch], Any] | None = None,
+) -> CleanupResult:
+    """Delete the sessions dead before ``cutoff`` and their refresh tokens, batch by batch."""
+    total_sessions = total_refresh = number = 0
+    for field in ("expires_at", "revoked_at"):
+        after: datetime | None = None
+        while True:
+            started = time.monotonic()
+            candidates = Token.objects.filter(**{f"{field}__lt": cutoff})
+            if after is not None:
+                candidates = candidates.filter(**{f"{field}__gte": after})
+            rows = list(candidates.order_by(field).values_list("pk", field)[:batch_size])
+            if not rows:
+                break
+            pks = [pk for pk, _ in rows]
+            after = rows[-1][1]
+            sessions, refresh = _delete_batch(pks, cutoff)
+            number += 1
+            total_sessions += sessions
+            total_refresh += refresh
+            if on_batch is not None:
+                on_batch(
+                    Batch(number, sessions, refresh, total_sessions, time.monotonic() - started)
+                )
+    return CleanupResult(total_sessions, total_refresh, number)
+
+
+def _delete_batch(pks: list[str], cutoff: datetime) -> tuple[int, int]:
+    """One short transaction: the batch's refresh tokens (one DELETE), then its sessions."""
+    with transaction.atomic():
+        dead = Token.objects.filter(dead_before(cutoff), pk__in=pks)
+        _, refresh = RefreshToken.objects.filter(session__in=dead.values("pk")).delete()
+        _, sessions = dead.delete()
+    return (
+        sessions.get(Token._meta.label, 0),
+        refresh.get(RefreshToken._meta.label, 0),
+    )
