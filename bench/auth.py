@@ -37,8 +37,12 @@ def prepare_database() -> None:
         import psycopg
 
         with psycopg.connect(
-            host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname="postgres",
-            password=db.get("PASSWORD") or None, autocommit=True,
+            host=db["HOST"],
+            port=db["PORT"] or 5432,
+            user=db["USER"],
+            dbname="postgres",
+            password=db.get("PASSWORD") or None,
+            autocommit=True,
         ) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]])
             if exists.fetchone() is None:
@@ -99,7 +103,9 @@ class Bench:
 
         return call
 
-    def post(self, path: str, body: Callable[[], dict[str, str]], **extra: str) -> Callable[[], Any]:
+    def post(
+        self, path: str, body: Callable[[], dict[str, str]], **extra: str
+    ) -> Callable[[], Any]:
         view = self.view(path)
 
         def call() -> Any:
@@ -194,15 +200,21 @@ def cached_mode_cost(bench: Bench, iterations: int, batches: int) -> list[Result
     cache = caches["default"]
     cache.set("bench:floor", b"x" * 600)
     return [
-        measure("floor: verify_access_token", lambda: verify_access_token(token), iterations, batches),
+        measure(
+            "floor: verify_access_token", lambda: verify_access_token(token), iterations, batches
+        ),
         measure("floor: one Redis GET", lambda: cache.get("bench:floor"), iterations, batches),
     ]
 
 
 def report(title: str, results: list[Result], baseline: str | None) -> str:
     base = next((r.micros for r in results if r.name == baseline), None)
-    lines = [f"### {title}", "", "| case | median µs | SQL queries | ratio to simplejwt |",
-             "|---|---:|---:|---:|"]
+    lines = [
+        f"### {title}",
+        "",
+        "| case | median µs | SQL queries | ratio to simplejwt |",
+        "|---|---:|---:|---:|",
+    ]
     for result in results:
         ratio = f"{result.micros / base:.2f}x" if base else "-"
         lines.append(f"| {result.name} | {result.micros:,.1f} | {result.queries} | {ratio} |")
@@ -251,8 +263,16 @@ def main() -> None:
     sections = [
         report("Authenticated request", requests, "simplejwt"),
         report("Floor of the cached mode", cached_mode_cost(bench, iterations, batches), None),
-        report("Login", [measure(n, c, iterations // 4, batches) for n, c in login_cases(bench).items()], "simplejwt login"),
-        report("Refresh", [measure(n, c, iterations // 4, batches) for n, c in refresh_cases(bench).items()], "simplejwt refresh (rotation + blacklist)"),
+        report(
+            "Login",
+            [measure(n, c, iterations // 4, batches) for n, c in login_cases(bench).items()],
+            "simplejwt login",
+        ),
+        report(
+            "Refresh",
+            [measure(n, c, iterations // 4, batches) for n, c in refresh_cases(bench).items()],
+            "simplejwt refresh (rotation + blacklist)",
+        ),
     ]
     print(f"Machine: {machine()}\n")
     print("\n".join(sections))

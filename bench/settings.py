@@ -63,4 +63,6 @@ COCART_JWT = {
     "RATE_LIMITS": {"login": None, "refresh": None, "validate": None},
     # Every iteration of the login benchmark starts a session: no cap eviction in the way.
     "MAX_TOKENS_PER_USER": None,
+    # bench/throughput.py serves the cached mode from its own gunicorn run.
+    "SESSION_CACHE_TTL": int(os.environ.get("BENCH_SESSION_CACHE_TTL", "0")),
 }
