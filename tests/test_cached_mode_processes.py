@@ -1,0 +1,417 @@
+"""Cached mode across processes: every revocation route holds on the very next request.
+
+Two ``runserver`` processes (A and B) run with ``SESSION_CACHE_TTL`` 300 and share the pytest
+test database and the test Redis (same ``tests.settings``: DB 15, prefix ``cocart_jwt_tests``)
+with the test process, which also runs in cached mode so its revocations write tombstones.
+Each test first makes the session warm (a 200 through A and through B, so its snapshot is in
+Redis), then revokes it and expects a 401 from the other process on the next request.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from django.core.cache import caches
+from django.core.management import call_command
+from django.db import connection
+
+from cocart_jwt import session_cache
+from cocart_jwt.models import RevokeReason, Token
+from cocart_jwt.utils import now
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.django_db(transaction=True),
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 20.0
+TIMEOUT = 10.0
+AUTH = "/api/auth/"
+ME = "/api/me/"
+CACHED = {"SESSION_CACHE_TTL": 300}
+SERVER_OVERRIDES = {
+    **CACHED,
+    "RATE_LIMITS": {"login": None, "refresh": None, "validate": None},
+}
+
+
+class Server:
+    """One ``runserver`` process in cached mode; its output goes to a temporary file."""
+
+    def __init__(self, name: str, db_name: str) -> None:
+        self.name = name
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
+            prefix=f"cocart_jwt_cached_{name}_", suffix=".log", delete=False
+        )
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "COCART_JWT_TEST_DB_NAME": db_name,
+            "COCART_JWT_TEST_OVERRIDES": json.dumps(SERVER_OVERRIDES),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [
+                sys.executable,
+                "-m",
+                "django",
+                "runserver",
+                "--noreload",
+                "--nothreading",
+                f"127.0.0.1:{port}",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_until_up(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server {self.name} exited:\n{self.output()}")
+            try:
+                requests.get(f"{self.base}{AUTH}jwks.json", timeout=1)
+                return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError(f"server {self.name} did not start:\n{self.output()}")
+
+    def output(self, since: int = 0) -> str:
+        with open(self.log.name, "rb") as log:
+            log.seek(since)
+            return log.read().decode(errors="replace")
+
+    def size(self) -> int:
+        return Path(self.log.name).stat().st_size
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
+
+    # -- HTTP --------------------------------------------------------------------------------
+    def login(self, username: str, password: str) -> dict[str, Any]:
+        response = requests.post(
+            f"{self.base}{AUTH}login/",
+            json={"username": username, "password": password},
+            timeout=TIMEOUT,
+        )
+        assert response.status_code == 200, (self.name, response.status_code, response.text)
+        return response.json()
+
+    def refresh(self, refresh_token: str) -> requests.Response:
+        return requests.post(
+            f"{self.base}{AUTH}refresh/", json={"refresh_token": refresh_token}, timeout=TIMEOUT
+        )
+
+    def call(self, method: str, path: str, access_token: str) -> requests.Response:
+        return requests.request(
+            method,
+            f"{self.base}{path}",
+            headers={"Authorization": f"Bearer {access_token}"},
+            timeout=TIMEOUT,
+        )
+
+    def me(self, access_token: str) -> int:
+        return self.call("GET", ME, access_token).status_code
+
+
+@pytest.fixture(scope="module")
+def servers(django_db_setup: None, django_db_blocker: Any) -> Iterator[tuple[Server, Server]]:
+    with django_db_blocker.unblock():
+        db_name = connection.settings_dict["NAME"]
+    started: list[Server] = []
+    try:
+        started = [Server("A", db_name), Server("B", db_name)]
+        for server in started:
+            server.wait_until_up()
+        yield started[0], started[1]
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def live(
+    servers: tuple[Server, Server],
+    settings: Any,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+) -> Iterator[tuple[Server, Server]]:
+    """Both servers; the test process in cached mode too; Redis emptied of the suite's keys."""
+    settings.COCART_JWT = {**settings.COCART_JWT, **CACHED}
+    assert session_cache.enabled()
+    caches["default"].delete_pattern("*")  # type: ignore[attr-defined]  # KEY_PREFIX keys
+    failed_before = request.session.testsfailed
+    since = [server.size() for server in servers]
+    yield servers
+    if request.session.testsfailed > failed_before:
+        with capsys.disabled():
+            print(f"\n===== live servers' output during {request.node.nodeid} =====")
+            for server, start in zip(servers, since, strict=True):
+                print(f"----- server {server.name} -----\n{server.output(start)}")
+
+
+def entry(sid: str) -> Any:
+    return caches["default"].get(session_key(sid))
+
+
+def session_key(sid: str) -> str:
+    return "cocart_jwt:session:" + sid
+
+
+def warm(live: tuple[Server, Server], *pairs: dict[str, Any]) -> None:
+    """A 200 through A and through B: the session's snapshot is now in Redis."""
+    for pair in pairs:
+        for server in live:
+            assert server.me(pair["access_token"]) == 200, server.name
+        assert isinstance(entry(pair["sid"]), tuple), entry(pair["sid"])
+
+
+def assert_refused(first: Server, then: Server, *pairs: dict[str, Any]) -> None:
+    """The next request through ``first`` is 401, then through ``then``; a tombstone is kept."""
+    for pair in pairs:
+        assert first.me(pair["access_token"]) == 401, first.name
+        assert then.me(pair["access_token"]) == 401, then.name
+        assert session_cache.lookup(pair["sid"]).revoked, entry(pair["sid"])
+
+
+# -- revocations made by the servers -------------------------------------------------------
+
+
+def test_logout_through_a_is_refused_by_b_on_the_next_request(
+    live: tuple[Server, Server], user: Any, password: str
+) -> None:
+    a, b = live
+    pair = a.login(user.username, password)
+    warm(live, pair)
+
+    assert a.call("POST", f"{AUTH}logout/", pair["access_token"]).status_code == 204
+
+    assert_refused(b, a, pair)
+    assert b.refresh(pair["refresh_token"]).status_code == 401
+    assert Token.objects.get(pk=pair["sid"]).revoke_reason == RevokeReason.LOGOUT
+
+
+def test_logout_all_through_b_refuses_every_session_on_a(
+    live: tuple[Server, Server], user: Any, other_user: Any, password: str
+) -> None:
+    a, b = live
+    mine = [a.login(user.username, password), b.login(user.username, password)]
+    bobs = b.login(other_user.username, password)
+    warm(live, *mine, bobs)
+
+    assert b.call("POST", f"{AUTH}logout/all/", mine[1]["access_token"]).status_code == 204
+
+    assert_refused(a, b, *mine)
+    assert {t.revoke_reason for t in Token.objects.filter(user=user)} == {RevokeReason.LOGOUT_ALL}
+    assert a.me(bobs["access_token"]) == 200
+    assert b.me(bobs["access_token"]) == 200
+
+
+def test_session_deleted_through_a_is_refused_by_b_on_the_next_request(
+    live: tuple[Server, Server], user: Any, password: str
+) -> None:
+    a, b = live
+    doomed = b.login(user.username, password)
+    keeper = a.login(user.username, password)
+    warm(live, doomed, keeper)
+
+    deleted = a.call("DELETE", f"{AUTH}sessions/{doomed['sid']}/", keeper["access_token"])
+    assert deleted.status_code == 204
+
+    assert_refused(b, a, doomed)
+    assert Token.objects.get(pk=doomed["sid"]).revoke_reason == RevokeReason.SESSION_DELETED
+    assert b.me(keeper["access_token"]) == 200
+    assert a.me(keeper["access_token"]) == 200
+
+
+def test_refresh_token_reuse_on_a_refuses_the_session_on_b(
+    live: tuple[Server, Server], user: Any, password: str
+) -> None:
+    a, b = live
+    pair = a.login(user.username, password)
+    warm(live, pair)
+    rotated = a.refresh(pair["refresh_token"])
+    assert rotated.status_code == 200
+    newer = rotated.json()
+    assert newer["sid"] == pair["sid"]
+    assert b.me(newer["access_token"]) == 200
+
+    assert a.refresh(pair["refresh_token"]).status_code == 401  # spent: reuse
+
+    assert_refused(b, a, newer, pair)
+    assert b.refresh(newer["refresh_token"]).status_code == 401
+    assert Token.objects.get(pk=pair["sid"]).revoke_reason == RevokeReason.REFRESH_TOKEN_REUSED
+
+
+def test_eleventh_login_on_b_evicts_the_oldest_session_on_a(
+    live: tuple[Server, Server], user: Any, password: str
+) -> None:
+    a, b = live
+    pairs = [a.login(user.username, password) for _ in range(10)]
+    warm(live, pairs[0], pairs[1])
+
+    eleventh = b.login(user.username, password)
+
+    assert_refused(a, b, pairs[0])
+    assert Token.objects.get(pk=pairs[0]["sid"]).revoke_reason == RevokeReason.MAX_TOKENS
+    for pair in (pairs[1], eleventh):
+        assert a.me(pair["access_token"]) == 200
+        assert b.me(pair["access_token"]) == 200
+    assert Token.objects.live().filter(user=user).count() == 10
+
+
+# -- revocations made by another process (the test process: admin, CLI, user changes) ------
+
+
+def admin_revoke(user: Any, sid: str) -> None:
+    assert Token.objects.get(pk=sid).revoke(RevokeReason.ADMIN)
+
+
+def cli_revoke(user: Any, sid: str) -> None:
+    assert len(Token.objects.filter(user=user).revoke(RevokeReason.COMMAND)) == 1
+
+
+def change_password(user: Any, sid: str) -> None:
+    user.set_password("a brand new password 42")
+    user.save()
+
+
+def change_email(user: Any, sid: str) -> None:
+    user.email = "alice.new@example.com"
+    user.save()
+
+
+def deactivate(user: Any, sid: str) -> None:
+    user.is_active = False
+    user.save()
+
+
+def delete_user(user: Any, sid: str) -> None:
+    user.delete()
+
+
+def delete_session_row(user: Any, sid: str) -> None:
+    deleted, _by_model = Token.objects.filter(pk=sid).delete()
+    assert deleted >= 1
+
+
+ROUTES: dict[str, tuple[Callable[[Any, str], None], str | None]] = {
+    "admin": (admin_revoke, RevokeReason.ADMIN),
+    "cli_queryset": (cli_revoke, RevokeReason.COMMAND),
+    "password_change": (change_password, RevokeReason.PASSWORD_CHANGE),
+    "email_change": (change_email, RevokeReason.EMAIL_CHANGE),
+    "deactivation": (deactivate, RevokeReason.DEACTIVATION),
+    "user_deleted": (delete_user, None),
+    "session_row_deleted": (delete_session_row, None),
+}
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+def test_revocation_in_another_process_is_refused_by_both_servers(
+    live: tuple[Server, Server], user: Any, password: str, route: str
+) -> None:
+    a, b = live
+    pair = a.login(user.username, password)
+    warm(live, pair)
+    revoke, reason = ROUTES[route]
+
+    revoke(user, pair["sid"])
+
+    assert_refused(b, a, pair)
+    assert b.refresh(pair["refresh_token"]).status_code == 401
+    row = Token.objects.filter(pk=pair["sid"]).first()
+    if reason is None:
+        assert row is None
+    else:
+        assert row is not None and row.revoke_reason == reason
+
+
+def test_jwt_destroy_command_is_refused_by_both_servers(
+    live: tuple[Server, Server], user: Any, password: str
+) -> None:
+    a, b = live
+    pairs = [a.login(user.username, password), b.login(user.username, password)]
+    warm(live, *pairs)
+
+    call_command("jwt", "destroy", user.username, "--noinput", stdout=io.StringIO())
+
+    assert_refused(b, a, *pairs)
+    assert {t.revoke_reason for t in Token.objects.filter(user=user)} == {RevokeReason.COMMAND}
+
+
+# -- the cache really answers, and a stale fill cannot undo a revocation -------------------
+
+
+def test_warm_requests_are_served_from_the_cache_not_the_database(
+    live: tuple[Server, Server], user: Any, password: str
+) -> None:
+    a, b = live
+    pair = a.login(user.username, password)
+    warm(live, pair)
+    other = b.login(user.username, password)
+
+    # A raw update bypasses the app: documented to hold only once the entry expires (TTL).
+    assert Token.objects.filter(user=user).update(revoked_at=now()) == 2
+    assert a.me(pair["access_token"]) == 200
+    assert b.me(pair["access_token"]) == 200
+    # A session that was never warm is read from the database: refused at once.
+    assert b.me(other["access_token"]) == 401
+
+
+def test_app_revocation_after_a_raw_update_is_refused_by_both_servers(
+    live: tuple[Server, Server], user: Any, password: str
+) -> None:
+    a, b = live
+    pair = a.login(user.username, password)
+    warm(live, pair)
+    assert Token.objects.filter(pk=pair["sid"]).update(revoked_at=now()) == 1
+    assert b.me(pair["access_token"]) == 200  # still served from the cache (TTL window)
+
+    Token.objects.get(pk=pair["sid"]).revoke(RevokeReason.ADMIN)  # the admin's revoke
+
+    assert_refused(b, a, pair)
+
+
+def test_stale_fill_after_a_revocation_does_not_bring_the_session_back(
+    live: tuple[Server, Server], user: Any, password: str
+) -> None:
+    a, b = live
+    pair = a.login(user.username, password)
+    warm(live, pair)
+    old_session = Token.objects.select_related("user").get(pk=pair["sid"])  # read while live
+    assert old_session.revoked_at is None
+
+    assert a.call("POST", f"{AUTH}logout/", pair["access_token"]).status_code == 204
+    session_cache.fill(old_session, now())  # a slow request storing what it read before
+
+    assert entry(pair["sid"]) == session_cache.REVOKED
+    assert_refused(b, a, pair)
