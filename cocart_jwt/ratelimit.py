@@ -1,6 +1,45 @@
-"""Rate limit strings: ``"5/min"`` is five requests per sixty seconds."""
+"""Rate limits counted in a shared cache: one atomic step per hit, exact across processes.
+
+A limit is a fixed window that starts at its first hit. With django-redis, a Lua script does
+``INCR`` and, on the first hit, ``EXPIRE`` in one atomic step and returns the count and the
+window's remaining seconds, so a crash can never leave a counter without an expiry (DESIGN.md).
+Other caches (local memory, for one process) use ``add`` + ``incr``.
+
+``RATE_LIMITS`` names what is limited and by what:
+
+=================  ===============================  ================
+name               counts                           default
+=================  ===============================  ================
+``login``          logins per client IP             ``"5/min"``
+``refresh``        refreshes per client IP          ``"10/min"``
+``validate``       validations per client IP        ``"2/min"``
+``login_link``     login-link uses per client IP    ``"5/min"``
+``login_username`` logins per username              off
+``refresh_token``  refreshes per refresh token      off
+``validate_token`` validations per session          off
+=================  ===============================  ================
+"""
 
 from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.core.cache import caches
+from django.utils.translation import gettext_lazy as _
+from rest_framework.exceptions import Throttled
+
+from .settings import jwt_settings
+from .signals import rate_limited
+from .utils import OutageLog, sha256_hex
+
+if TYPE_CHECKING:
+    from django.core.cache.backends.base import BaseCache
+
+logger = logging.getLogger("cocart_jwt")
 
 UNITS = {
     **dict.fromkeys(("s", "sec", "second", "seconds"), 1),
@@ -8,7 +47,29 @@ UNITS = {
     **dict.fromkeys(("h", "hour", "hours"), 3600),
     **dict.fromkeys(("d", "day", "days"), 86400),
 }
-RATE_NAMES = frozenset({"login", "refresh", "validate", "login_link"})
+DEFAULT_RATES = {"login_link": "5/min"}
+RATE_NAMES = frozenset(
+    {
+        "login",
+        "refresh",
+        "validate",
+        "login_link",
+        "login_username",
+        "refresh_token",
+        "validate_token",
+    }
+)
+
+# INCR; on the first hit EXPIRE; a key found without expiry (never, but cheap) gets one.
+HIT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('TTL', KEYS[1])
+if count == 1 or ttl < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -26,3 +87,100 @@ def parse_rate(rate: str) -> tuple[int, int]:
     if count < 1 or multiplier < 1:
         raise ValueError(f"{rate!r} must allow at least one request per period")
     return count, multiplier * UNITS[unit]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One limit after a hit: what the X-RateLimit-* headers say."""
+
+    limit: int
+    count: int
+    reset_in: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.count)
+
+    @property
+    def exceeded(self) -> bool:
+        return self.count > self.limit
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(math.ceil(time.time()) + self.reset_in),
+        }
+
+
+class RateLimitExceeded(Throttled):
+    default_detail = _("Too many requests. Try again later.")
+    default_code = "rate_limited"
+
+    def __init__(self, usage: Usage) -> None:
+        super().__init__(wait=max(1, usage.reset_in))
+        self.usage = usage
+
+
+def rate_for(name: str) -> tuple[int, int] | None:
+    rates = jwt_settings.RATE_LIMITS
+    rate = rates.get(name, DEFAULT_RATES.get(name)) if isinstance(rates, dict) else None
+    return parse_rate(rate) if rate else None
+
+
+def hit(name: str, identity: str, request: Any = None) -> Usage | None:
+    """Count one request of ``identity`` against limit ``name``; raise when it is exceeded.
+
+    Returns None when the limit is off, or when the cache failed and RATE_LIMIT_FAIL_OPEN
+    lets the request through.
+    """
+    rate = rate_for(name)
+    if rate is None:
+        return None
+    limit, window = rate
+    key = f"cocart_jwt:rl:{name}:{sha256_hex(identity)}"
+    try:
+        count, reset_in = _count(caches[jwt_settings.RATE_LIMIT_CACHE], key, window)
+    except Exception as exc:  # any cache error: the configured fail-open/closed answer
+        _cache_failed(exc)
+        return None
+    outage.ok()
+    usage = Usage(limit=limit, count=count, reset_in=max(1, reset_in))
+    if usage.exceeded:
+        logger.warning("Rate limit %r exceeded (%d/%ds)", name, limit, window)
+        rate_limited.send(RateLimitExceeded, name=name, request=request, usage=usage)
+        raise RateLimitExceeded(usage)
+    return usage
+
+
+def _count(cache: BaseCache, key: str, window: int) -> tuple[int, int]:
+    client = getattr(cache, "client", None)
+    if client is not None and hasattr(client, "get_client"):  # django-redis
+        redis = client.get_client(write=True)
+        count, ttl = redis.eval(HIT_SCRIPT, 1, cache.make_key(key), window)
+        return int(count), int(ttl)
+    return _count_locally(cache, key, window)
+
+
+def _count_locally(cache: BaseCache, key: str, window: int) -> tuple[int, int]:
+    """For caches without scripts: exact within one process (local memory locks)."""
+    now = time.time()
+    cache.add(f"{key}:reset", now + window, window)
+    cache.add(key, 0, window)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr: a new window
+        cache.set(key, 1, window)
+        count = 1
+    reset_at = cache.get(f"{key}:reset") or now + window
+    return count, math.ceil(reset_at - now)
+
+
+outage = OutageLog("Rate-limit cache")
+
+
+def _cache_failed(exc: Exception) -> None:
+    fail_open = jwt_settings.RATE_LIMIT_FAIL_OPEN
+    outage.failed(exc, "requests are let through" if fail_open else "requests are refused")
+    if not fail_open:
+        raise RateLimitExceeded(Usage(limit=0, count=1, reset_in=1))

@@ -31,6 +31,7 @@ from django.core.cache import caches
 from django.db import router
 
 from .settings import jwt_settings
+from .utils import OutageLog
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
@@ -79,27 +80,8 @@ def _layout() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return _fields(Token), _fields(get_user_model())
 
 
-class _Health:
-    """Logs a cache outage once, and its end once, rather than once per request."""
-
-    failing = False
-
-    def failed(self, exc: Exception) -> None:
-        if not self.failing:
-            self.failing = True
-            logger.error(
-                "Session cache %r unavailable (%s); using the strict query until it is back",
-                jwt_settings.CACHE,
-                type(exc).__name__,
-            )
-
-    def ok(self) -> None:
-        if self.failing:
-            self.failing = False
-            logger.warning("Session cache %r is back", jwt_settings.CACHE)
-
-
-health = _Health()
+health = OutageLog("Session cache")
+STRICT_FALLBACK = "using the strict query until it is back"
 
 
 @dataclass(frozen=True)
@@ -125,7 +107,7 @@ def lookup(sid: str) -> Lookup:
     try:
         found = _cache().get_many([key, touch_key(sid)])
     except Exception as exc:  # any backend error: fall back to the database
-        health.failed(exc)
+        health.failed(exc, STRICT_FALLBACK)
         return Lookup(available=False)
     health.ok()
     return Lookup(entry=found.get(key), touch_due=touch_key(sid) not in found)
@@ -186,7 +168,7 @@ def _safely(operation: Any) -> Any:
     try:
         result = operation(_cache())
     except Exception as exc:  # any backend error: the caller degrades to the database
-        health.failed(exc)
+        health.failed(exc, STRICT_FALLBACK)
         return None
     health.ok()
     return result

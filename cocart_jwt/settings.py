@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "TOUCH_INTERVAL": timedelta(seconds=60),
     "RATE_LIMITS": {"login": "5/min", "refresh": "10/min", "validate": "2/min"},
     "RATE_LIMIT_CACHE": "default",
+    "RATE_LIMIT_FAIL_OPEN": True,
     "TRUSTED_PROXIES": [],
     "CACHE": "default",
 }

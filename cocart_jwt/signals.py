@@ -29,3 +29,9 @@ token_revoked = Signal()
 # Sent by: cocart_jwt.managers.TokenManager.rotate
 # Arguments: sender (Token), token (the session), user, request (HttpRequest or None).
 refresh_token_reused = Signal()
+
+# A request went over a rate limit and is answered 429.
+# Sent by: cocart_jwt.ratelimit.hit
+# Arguments: sender (RateLimitExceeded), name (the RATE_LIMITS name), request, usage (a
+# ratelimit.Usage: limit, count, reset_in).
+rate_limited = Signal()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -67,3 +68,23 @@ def client_ip(request: Any) -> str | None:
 
 def user_agent(request: Any) -> str:
     return str(request.META.get("HTTP_USER_AGENT", ""))[:USER_AGENT_MAX_LENGTH]
+
+
+class OutageLog:
+    """Logs that a shared service failed once, and that it is back once: not per request."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.failing = False
+
+    def failed(self, exc: Exception, consequence: str) -> None:
+        if not self.failing:
+            self.failing = True
+            logging.getLogger("cocart_jwt").error(
+                "%s unavailable (%s); %s", self.what, type(exc).__name__, consequence
+            )
+
+    def ok(self) -> None:
+        if self.failing:
+            self.failing = False
+            logging.getLogger("cocart_jwt").warning("%s is back", self.what)

@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from . import ratelimit
 from .authentication import JWTAuthentication
 from .keys import keyring
 from .managers import IssuedTokens, RefreshError
@@ -35,6 +36,7 @@ from .serializers import (
     TokenPairSerializer,
     ValidateSerializer,
 )
+from .utils import client_ip
 
 logger = logging.getLogger("cocart_jwt")
 
@@ -59,13 +61,44 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 class JWTView(APIView):
-    """Base of the endpoints: errors with codes, 401 (never 403) with a Bearer challenge."""
+    """Base of the endpoints: errors with codes, 401 (never 403) with a Bearer challenge,
+    and the endpoint's per-IP rate limit counted before anything else runs.
+    """
+
+    rate_limit: str | None = None
 
     def get_exception_handler(self) -> Any:
         return exception_handler
 
     def get_authenticate_header(self, request: Request) -> str:
         return JWTAuthentication().authenticate_header(request)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        self.rate_limit_usages: list[ratelimit.Usage] = []
+        if self.rate_limit:
+            self.limit(self.rate_limit, client_ip(request) or "unknown")
+        super().initial(request, *args, **kwargs)
+
+    def limit(self, name: str, identity: str) -> None:
+        """Count this request against limit ``name`` for ``identity``; 429 when over."""
+        try:
+            usage = ratelimit.hit(name, identity, request=self.request)
+        except ratelimit.RateLimitExceeded as exc:
+            self.rate_limit_usages.append(exc.usage)
+            raise
+        if usage is not None:
+            self.rate_limit_usages.append(usage)
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        usages = getattr(self, "rate_limit_usages", None)
+        if usages:
+            tightest = min(usages, key=lambda usage: usage.remaining)
+            for header, value in tightest.headers().items():
+                response[header] = value
+        return response
 
 
 class PublicView(JWTView):
@@ -100,8 +133,11 @@ def invalid_credentials() -> AuthenticationFailed:
 class LoginView(PublicView):
     """Exchange a username and password (JSON, form or HTTP Basic) for a token pair."""
 
+    rate_limit = "login"
+
     def post(self, request: Request) -> Response:
         username, password = self.get_credentials(request)
+        self.limit("login_username", username.casefold())
         user = authenticate(request._request, username=username, password=password)
         if user is None:
             logger.info("Login refused: wrong credentials, or an inactive user")
@@ -144,13 +180,15 @@ class LoginView(PublicView):
 class RefreshView(PublicView):
     """Rotate a refresh token: a new token pair; a spent token revokes its session."""
 
+    rate_limit = "refresh"
+
     def post(self, request: Request) -> Response:
         serializer = RefreshSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        refresh_token = serializer.validated_data["refresh_token"]
+        self.limit("refresh_token", refresh_token)
         try:
-            issued = Token.objects.rotate(
-                serializer.validated_data["refresh_token"], request=request._request
-            )
+            issued = Token.objects.rotate(refresh_token, request=request._request)
         except RefreshError as exc:
             logger.info("Refresh refused: %s", exc)
             raise AuthenticationFailed(
@@ -162,8 +200,11 @@ class RefreshView(PublicView):
 class ValidateView(BearerView):
     """Say whether the Bearer token is valid, and whose it is."""
 
+    rate_limit = "validate"
+
     def post(self, request: Request) -> Response:
         session = self.session(request)
+        self.limit("validate_token", session.pk)
         # The access token never outlives its session; a PAYLOAD_HOOK may still set odd values.
         expires_at = min(session.expires_at, timestamp(session.access_claims["exp"]))
         data = {

@@ -136,3 +136,34 @@ def other_user(db: None, django_user_model: Any, password: str) -> Any:
     return django_user_model.objects.create_user(
         username="bob", email="bob@example.com", password=password
     )
+
+
+@pytest.fixture(autouse=True)
+def _rate_limits_off_unless_tested(request: pytest.FixtureRequest) -> Any:
+    """Rate limits count per client IP, and every test client is 127.0.0.1: tests that are
+    not about rate limits turn them off, so their logins never meet a 429. Tests marked
+    ``rate_limits`` keep the settings' limits (and start from empty counters).
+    """
+    if request.node.get_closest_marker("rate_limits"):
+        _clear_rate_limit_counters()
+        yield
+        return
+    settings = request.getfixturevalue("settings")
+    settings.COCART_JWT = {
+        **settings.COCART_JWT,
+        "RATE_LIMITS": dict.fromkeys(
+            ("login", "refresh", "validate", "login_link", "login_username", "refresh_token",
+             "validate_token")
+        ),
+    }
+    yield
+
+
+def _clear_rate_limit_counters() -> None:
+    from django.core.cache import caches
+
+    cache = caches["default"]
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("cocart_jwt:rl:*")
+    else:
+        cache.clear()

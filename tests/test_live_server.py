@@ -8,6 +8,7 @@ end of the module whatever happens; when a test fails, what they wrote is printe
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -55,6 +56,10 @@ class Server:
             DJANGO_SETTINGS_MODULE="tests.settings",
             COCART_JWT_TEST_DB_NAME=db_name,
             PYTHONUNBUFFERED="1",
+            # Every request comes from 127.0.0.1: the servers must not rate-limit the tests.
+            COCART_JWT_TEST_OVERRIDES=json.dumps(
+                {"RATE_LIMITS": {"login": None, "refresh": None, "validate": None}}
+            ),
         )
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [

@@ -69,6 +69,7 @@ def login_claims(
 # --- Defaults and units --------------------------------------------------------------------
 
 
+@pytest.mark.rate_limits
 def test_defaults_are_the_documented_ones() -> None:
     assert jwt_settings.ALGORITHM == "HS256"
     assert jwt_settings.ACCESS_TOKEN_LIFETIME == timedelta(minutes=15)
@@ -94,6 +95,8 @@ def test_defaults_are_the_documented_ones() -> None:
     assert jwt_settings.TOUCH_INTERVAL == timedelta(seconds=60)
     assert jwt_settings.RATE_LIMITS == {"login": "5/min", "refresh": "10/min", "validate": "2/min"}
     assert jwt_settings.CACHE == "default"
+    assert jwt_settings.RATE_LIMIT_CACHE == "default"
+    assert jwt_settings.RATE_LIMIT_FAIL_OPEN is True
     assert list(jwt_settings.TRUSTED_PROXIES) == []
     assert list(jwt_settings.FALLBACK_KEYS) == []
     assert jwt_settings.KEY_ID is None
