@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
-from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.authentication import BaseAuthentication, CSRFCheck
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.request import Request
 
-from . import session_cache
+from . import cookies, session_cache
 from .managers import user_is_active
 from .models import Token
 from .queries import fetch_session
@@ -24,6 +25,19 @@ from .utils import client_ip, now, user_agent
 logger = logging.getLogger("cocart_jwt")
 
 ERROR_ATTR = "_cocart_jwt_error"
+
+
+def enforce_csrf(request: Request) -> None:
+    """A cookie rides along on cross-site requests: check CSRF as SessionAuthentication does."""
+
+    def no_response(request: HttpRequest) -> HttpResponse:
+        raise AssertionError("only process_view runs")
+
+    check = CSRFCheck(no_response)
+    check.process_request(request._request)
+    reason = check.process_view(request._request, no_response, (), {})
+    if reason:
+        raise PermissionDenied(f"CSRF Failed: {reason}")
 
 
 class JWTAuthentication(BaseAuthentication):
@@ -38,6 +52,10 @@ class JWTAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[Any, Token] | None:
         raw = self.get_raw_token(request)
+        from_cookie = False
+        if raw is None:
+            raw = cookies.access_token_from(request._request)
+            from_cookie = raw is not None
         if raw is None:
             return None
         at = now()
@@ -50,6 +68,8 @@ class JWTAuthentication(BaseAuthentication):
         except InvalidToken as exc:
             logger.info("Access token refused: %s", exc)
             self.fail(request)
+        if from_cookie:
+            enforce_csrf(request)
         session.access_claims = claims
         if touch_due:
             self.touch(session, at)

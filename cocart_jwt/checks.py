@@ -4,7 +4,8 @@ Errors: E001 unknown algorithm, E002 missing or short HMAC secret, E003 asymmetr
 without a usable key, E004 key that does not fit its algorithm, E005 bad lifetime or number,
 E006 bad rate limit, E007 bad KEY_ID / FALLBACK_KEYS, E008 unknown REVOKE_ON event, E009
 import string that does not import, E010 cache alias not in CACHES, E011 bad TRUSTED_PROXIES,
-E012 COCART_JWT is not a dict.
+E012 COCART_JWT is not a dict, E013 cookie transport with insecure cookies while DEBUG is off,
+E014 bad COOKIE_SAMESITE (or SameSite=None without Secure) or cookie name.
 Warnings: W001 signing key equal to SECRET_KEY, W002 process-local rate-limit cache with DEBUG
 off, W003 cached mode without a shared cache, W004 unknown setting name, W005 no signing key.
 """
@@ -19,6 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
+from .cookies import SAMESITE_VALUES
 from .keys import KeyConfigurationError, build_keyring, is_hmac, read_key_material
 from .ratelimit import RATE_NAMES, parse_rate
 from .settings import DEFAULTS, DURATIONS, IMPORT_STRINGS, REVOKE_EVENTS, SETTING_NAME, jwt_settings
@@ -64,6 +66,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         check_import_strings,
         check_caches,
         check_trusted_proxies,
+        check_cookies,
     ):
         messages.extend(check())
     return messages
@@ -205,3 +208,25 @@ def check_trusted_proxies() -> Iterator[CheckMessage]:
             ipaddress.ip_network(proxy, strict=False)
         except (TypeError, ValueError):
             yield error(11, f"COCART_JWT TRUSTED_PROXIES has {proxy!r}, not an IP or network.")
+
+
+def check_cookies() -> Iterator[CheckMessage]:
+    if not jwt_settings.COOKIE_TRANSPORT:
+        return
+    secure, samesite = bool(jwt_settings.COOKIE_SECURE), jwt_settings.COOKIE_SAMESITE
+    if not secure and not settings.DEBUG:
+        yield error(
+            13,
+            "COCART_JWT COOKIE_TRANSPORT puts tokens in cookies without Secure, DEBUG off.",
+            hint="Set COOKIE_SECURE = True (browsers accept Secure cookies on http://localhost).",
+        )
+    if samesite not in SAMESITE_VALUES:
+        yield error(14, "COCART_JWT COOKIE_SAMESITE must be 'Lax', 'Strict' or 'None'.")
+    elif samesite == "None" and not secure:
+        yield error(14, "COCART_JWT COOKIE_SAMESITE 'None' needs COOKIE_SECURE = True.")
+    for name in ("REFRESH_COOKIE_NAME", "ACCESS_COOKIE_NAME"):
+        value = getattr(jwt_settings, name)
+        if name == "ACCESS_COOKIE_NAME" and value is None:
+            continue
+        if not isinstance(value, str) or not value or not value.isascii() or ";" in value:
+            yield error(14, f"COCART_JWT {name} must be a plain ASCII cookie name.")

@@ -16,7 +16,10 @@ from .utils import now
 
 
 def new_session_id() -> str:
-    return secrets.token_urlsafe(16)
+    """128 random bits, url-safe; never starting with "-" (a command line would read an option)."""
+    while (sid := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return sid
 
 
 class RevokeReason(models.TextChoices):

@@ -65,7 +65,12 @@ def revoke_after_change(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 
 def tombstone_deleted_session(sender: Any, instance: Token, **kwargs: Any) -> None:
-    session_cache.mark_revoked([instance.pk])
+    # A revoked session has its tombstone already; an expired one has no entry (entries
+    # never outlive their session). Only a live session deleted outright needs one.
+    # Deferred fields cannot be read any more (the row is gone): tombstone to be safe.
+    loaded = not {"revoked_at", "expires_at"} & instance.get_deferred_fields()
+    if not loaded or (instance.revoked_at is None and not instance.is_expired):
+        session_cache.mark_revoked([instance.pk])
 
 
 def revoke_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:

@@ -49,6 +49,13 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_FAIL_OPEN": True,
     "TRUSTED_PROXIES": [],
     "CACHE": "default",
+    "COOKIE_TRANSPORT": False,
+    "REFRESH_COOKIE_NAME": "cocart_refresh",
+    "ACCESS_COOKIE_NAME": None,
+    "COOKIE_DOMAIN": None,
+    "COOKIE_PATH": None,
+    "COOKIE_SECURE": True,
+    "COOKIE_SAMESITE": "Lax",
 }
 
 DURATIONS = frozenset(

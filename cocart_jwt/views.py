@@ -6,6 +6,7 @@ import binascii
 import logging
 from base64 import b64decode
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, cast
 
 from django.contrib.auth import authenticate, user_logged_in
@@ -24,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from . import ratelimit
+from . import cookies, ratelimit
 from .authentication import JWTAuthentication
 from .keys import keyring
 from .managers import IssuedTokens, RefreshError
@@ -36,7 +37,7 @@ from .serializers import (
     TokenPairSerializer,
     ValidateSerializer,
 )
-from .utils import client_ip
+from .utils import client_ip, sha256_hex
 
 logger = logging.getLogger("cocart_jwt")
 
@@ -123,7 +124,19 @@ def timestamp(value: int) -> datetime:
 
 
 def token_response(issued: IssuedTokens) -> Response:
-    return Response(TokenPairSerializer(issued).data, headers=NO_STORE)
+    body = TokenPairSerializer(issued).data
+    if not cookies.enabled():
+        return Response(body, headers=NO_STORE)
+    response = Response(cookies.without_cookie_tokens(body), headers=NO_STORE)
+    cookies.set_token_cookies(response, issued)
+    return response
+
+
+def no_content(clear_cookies: bool) -> Response:
+    response = Response(status=status.HTTP_204_NO_CONTENT)
+    if clear_cookies:
+        cookies.delete_token_cookies(response)
+    return response
 
 
 def invalid_credentials() -> AuthenticationFailed:
@@ -183,7 +196,7 @@ class RefreshView(PublicView):
     rate_limit = "refresh"
 
     def post(self, request: Request) -> Response:
-        serializer = RefreshSerializer(data=request.data)
+        serializer = RefreshSerializer(data=self.refresh_data(request))
         serializer.is_valid(raise_exception=True)
         refresh_token = serializer.validated_data["refresh_token"]
         self.limit("refresh_token", refresh_token)
@@ -195,6 +208,21 @@ class RefreshView(PublicView):
                 _("Invalid or expired refresh token."), code="invalid_grant"
             ) from None
         return token_response(issued)
+
+    def refresh_data(self, request: Request) -> Any:
+        """The body; with cookie transport, the refresh cookie when the body names none."""
+        cookie = cookies.refresh_token_from(request._request)
+        if cookie and not request.data:
+            return {"refresh_token": cookie}
+        return request.data
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code == 401 and cookies.refresh_token_from(request._request):
+            cookies.delete_token_cookies(response)  # a refused cookie is of no further use
+        return response
 
 
 class ValidateView(BearerView):
@@ -216,20 +244,44 @@ class ValidateView(BearerView):
         return Response(ValidateSerializer(data).data, headers=NO_STORE)
 
 
-class LogoutView(BearerView):
-    """Revoke the session of the Bearer token."""
+class CookieLogoutMixin(BearerView):
+    """With cookie transport, the refresh cookie alone also identifies the session."""
+
+    def check_permissions(self, request: Request) -> None:
+        if request.auth is None and self.cookie_session(request) is not None:
+            return
+        super().check_permissions(request)
+
+    @cached_property
+    def _cookie_session(self) -> Token | None:
+        raw = cookies.refresh_token_from(self.request._request)
+        if raw is None:
+            return None
+        sessions = Token.objects.live().select_related("user")
+        return sessions.filter(refresh_tokens__token_hash=sha256_hex(raw)).first()
+
+    def cookie_session(self, request: Request) -> Token | None:
+        return self._cookie_session
+
+    def current_session(self, request: Request) -> Token:
+        session = request.auth if request.auth is not None else self.cookie_session(request)
+        return cast(Token, session)
+
+
+class LogoutView(CookieLogoutMixin):
+    """Revoke the session of the Bearer token (or of the refresh cookie)."""
 
     def post(self, request: Request) -> Response:
-        self.session(request).revoke(RevokeReason.LOGOUT)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        self.current_session(request).revoke(RevokeReason.LOGOUT)
+        return no_content(clear_cookies=cookies.enabled())
 
 
-class LogoutAllView(BearerView):
-    """Revoke every session of the Bearer token's user."""
+class LogoutAllView(CookieLogoutMixin):
+    """Revoke every session of the Bearer token's (or the refresh cookie's) user."""
 
     def post(self, request: Request) -> Response:
-        Token.objects.revoke_all(self.session(request).user, RevokeReason.LOGOUT_ALL)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        Token.objects.revoke_all(self.current_session(request).user, RevokeReason.LOGOUT_ALL)
+        return no_content(clear_cookies=cookies.enabled())
 
 
 class SessionListView(BearerView):

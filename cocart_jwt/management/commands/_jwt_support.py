@@ -18,11 +18,14 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_duration
 
+from cocart_jwt.tokens import RESERVED_CLAIMS
+
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
 
     from cocart_jwt.models import Token
 
+MAX_CLAIMS_JSON = 4096
 DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 SIMPLE_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw]?)$")
 DURATION_HELP = "3600 (seconds), 90s, 15m, 24h, 7d, 2w, or ISO 8601 such as P1D or PT15M"
@@ -140,11 +143,23 @@ def session_data(session: Token) -> dict[str, Any]:
 
 
 def to_json(value: Any, *, indent: int | None = 2) -> str:
-    return json.dumps(value, indent=indent, default=str, ensure_ascii=False, sort_keys=False)
+    """JSON with every non-ASCII character escaped: no terminal control sequence gets out."""
+    return json.dumps(value, indent=indent, default=str, ensure_ascii=True)
+
+
+def printable(value: str) -> str:
+    """``value`` with control characters escaped, as ``\\x1b``: user agents, descriptions and
+    token contents come from clients, and must not drive the operator's terminal."""
+    if value.isprintable():
+        return value
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in value
+    )
 
 
 def _fit(value: str, width: int, truncate: bool) -> str:
-    value = " ".join(value.split())  # no newlines or tabs inside a cell
+    value = printable(" ".join(value.split()))  # one line per row
     if truncate and len(value) > width:
         value = value[: width - 1] + "…"
     return value.ljust(width)
@@ -198,3 +213,48 @@ def is_terminal(stream: Any) -> bool:
         return bool(isatty and isatty())
     except (OSError, ValueError):
         return False
+
+
+def parse_claims(raw: Any) -> dict[str, Any]:
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, dict):
+        claims = raw
+    else:
+        if len(str(raw)) > MAX_CLAIMS_JSON:
+            raise CommandError(f"--claims is longer than {MAX_CLAIMS_JSON} characters.")
+        try:
+            claims = json.loads(str(raw))
+        except (ValueError, RecursionError) as exc:
+            raise CommandError(f"--claims is not valid JSON: {exc}.") from None
+    if not isinstance(claims, dict):
+        raise CommandError('--claims must be a JSON object, such as \'{"scope": "read"}\'.')
+    reserved = sorted(set(claims) & RESERVED_CLAIMS)
+    if reserved:
+        raise CommandError(
+            f"--claims cannot set the registered claim{'s' if len(reserved) > 1 else ''} "
+            f"{', '.join(reserved)}; the app sets {', '.join(sorted(RESERVED_CLAIMS))}."
+        )
+    return claims
+
+
+def token_pair(issued: Any) -> dict[str, Any]:
+    """The login endpoint's token pair, for ``create --format json``."""
+    return {
+        "access_token": issued.access_token,
+        "refresh_token": issued.refresh_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "refresh_expires_in": issued.refresh_expires_in,
+        "sid": issued.session.pk,
+        "user": {"id": issued.user.pk, "username": str(issued.user.get_username())},
+    }
+
+
+def describe_duration(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds and seconds % size == 0:
+            amount = seconds // size
+            return counted(amount, unit)
+    return counted(seconds, "second")

@@ -6,11 +6,9 @@ See docs/commands.md for examples.
 
 from __future__ import annotations
 
-import argparse
-import json
+import os
 import sys
-from base64 import urlsafe_b64decode
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,52 +19,41 @@ from django.db import transaction
 from cocart_jwt.keys import ALGORITHMS, KNOWN_ALGORITHMS
 from cocart_jwt.models import RefreshToken, RevokeReason, Token
 from cocart_jwt.settings import jwt_settings
-from cocart_jwt.tokens import (
-    MAX_TOKEN_LENGTH,
-    RESERVED_CLAIMS,
-    InvalidToken,
-    read_header,
-    verify_access_token,
-)
+from cocart_jwt.tokens import MAX_TOKEN_LENGTH, InvalidToken, read_header, verify_access_token
 from cocart_jwt.utils import now, sha256_hex
 
 from . import _jwt_cleanup, _jwt_keygen
+from ._jwt_arguments import STATUSES, add_subcommands
 from ._jwt_support import (
-    DURATION_HELP,
     confirm,
     counted,
+    describe_duration,
     find_user,
     is_terminal,
     local_time,
+    parse_claims,
     parse_duration_option,
+    printable,
     session_data,
     summarize_ids,
     table_header,
     table_row,
     to_json,
+    token_pair,
+)
+from ._jwt_view import (
+    expiry_status,
+    session_refusal,
+    signature_status,
+    timestamp,
+    unverified_claims,
 )
 
-STATUSES = ("valid", "expired", "revoked", "all")
 LIST_CHUNK_SIZE = 2000
 DESTROY_BATCH_SIZE = 500
 IDS_SHOWN = 20  # ids listed before a destroy at verbosity 1; all of them at 2
 DEFAULT_GRACE = timedelta(days=7)
-MAX_CLAIMS_JSON = 4096
 MAX_DESCRIPTION = 255
-
-
-def add_common_options(parser: CommandParser) -> None:
-    """Django's own options, accepted after the subcommand too (``jwt cleanup -v 2``)."""
-    suppress = argparse.SUPPRESS
-    parser.add_argument(
-        "-v", "--verbosity", type=int, choices=[0, 1, 2, 3], default=suppress,
-        help="Verbosity level; 0=minimal output, 1=normal output, 2=verbose output.",
-    )  # fmt: skip
-    parser.add_argument("--settings", default=suppress, help=argparse.SUPPRESS)
-    parser.add_argument("--pythonpath", default=suppress, help=argparse.SUPPRESS)
-    parser.add_argument("--traceback", action="store_true", default=suppress, help=suppress)
-    parser.add_argument("--no-color", action="store_true", default=suppress, help=suppress)
-    parser.add_argument("--force-color", action="store_true", default=suppress, help=suppress)
 
 
 class Command(BaseCommand):
@@ -80,122 +67,7 @@ class Command(BaseCommand):
     stealth_options = ("stdin",)
 
     def add_arguments(self, parser: CommandParser) -> None:
-        subparsers = parser.add_subparsers(
-            dest="subcommand", required=True, metavar="<subcommand>", title="subcommands"
-        )
-
-        sub = subparsers.add_parser(
-            "list",
-            help="List sessions: id, user, description, times, IP, status.",
-            description="List sessions, newest first, as a table or as JSON (streamed).",
-        )
-        sub.add_argument("--user", help="Only this user's sessions (username, email or id).")
-        sub.add_argument(
-            "--status", choices=STATUSES, default="all",
-            help="Only sessions with this status (default: all).",
-        )  # fmt: skip
-        sub.add_argument(
-            "--format", choices=("table", "json"), default="table",
-            help="table (default) for people, json (an array) for scripts.",
-        )  # fmt: skip
-        add_common_options(sub)
-
-        sub = subparsers.add_parser(
-            "view",
-            help="Show a session, or an access token's header, claims and session.",
-            description=(
-                "Show a session by id, or an access token: its header and claims, whether "
-                "its signature and expiry verify, and its session. Exits non-zero when the "
-                "token would be refused. Refresh tokens are never shown."
-            ),
-        )
-        sub.add_argument("token_or_id", help="A session id or an access token.")
-        add_common_options(sub)
-
-        sub = subparsers.add_parser(
-            "create",
-            help="Create a session for a user and print its tokens once.",
-            description="Create a session for a user and print its access (and refresh) token.",
-        )
-        sub.add_argument("user", help="Username, email or id.")
-        sub.add_argument(
-            "--ttl",
-            help=f"Lifetime of the session: {DURATION_HELP} (default: ADMIN_TOKEN_LIFETIME, 24h).",
-        )
-        sub.add_argument("--refreshable", action="store_true", help="Also issue a refresh token.")
-        sub.add_argument("--claims", help='Additional claims, a JSON object: \'{"scope": "x"}\'.')
-        sub.add_argument("--description", default="", help="What the session is for.")
-        sub.add_argument(
-            "--format", choices=("text", "json"), default="text",
-            help="text (default), or json: the login endpoint's token pair.",
-        )  # fmt: skip
-        add_common_options(sub)
-
-        sub = subparsers.add_parser(
-            "destroy",
-            help="Revoke a user's sessions (asks first).",
-            description=(
-                "Revoke live sessions: all of a user's, some by --id, or everyone's with "
-                "--all-users. Shows what it will revoke and asks; without a terminal it "
-                "refuses unless --noinput."
-            ),
-        )
-        sub.add_argument("user", nargs="?", help="Username, email or id.")
-        sub.add_argument(
-            "--id", dest="ids", action="append", metavar="ID",
-            help="Only this session (repeat for more).",
-        )  # fmt: skip
-        sub.add_argument(
-            "--all-users", action="store_true", help="Revoke every user's live sessions."
-        )
-        sub.add_argument(
-            "--noinput", "--no-input", action="store_false", dest="interactive",
-            help="Do not ask for confirmation (for scripts).",
-        )  # fmt: skip
-        add_common_options(sub)
-
-        sub = subparsers.add_parser(
-            "cleanup",
-            help="Delete sessions expired or revoked longer ago than --older-than.",
-            description=(
-                "Delete sessions (and their refresh tokens) that expired or were revoked "
-                "longer ago than --older-than, in batches of short transactions. Live "
-                "sessions are never touched; safe to run from cron on a live site."
-            ),
-        )
-        sub.add_argument(
-            "--batch-size", type=int, default=_jwt_cleanup.DEFAULT_BATCH_SIZE,
-            help=f"Sessions per batch and transaction (default "
-            f"{_jwt_cleanup.DEFAULT_BATCH_SIZE}, at most {_jwt_cleanup.MAX_BATCH_SIZE}).",
-        )  # fmt: skip
-        sub.add_argument("--dry-run", action="store_true", help="Only count what would be deleted.")
-        sub.add_argument(
-            "--older-than",
-            help=f"Grace period: {DURATION_HELP} (default 7d). 0 deletes all dead sessions.",
-        )
-        add_common_options(sub)
-
-        sub = subparsers.add_parser(
-            "keygen",
-            help="Generate a signing key: an HS secret or an RS/PS/ES key pair.",
-            description=(
-                "Generate key material for COCART_JWT: a random secret for HS256/384/512, "
-                "a PEM private and public key for RS*/PS* (RSA) and ES* (EC)."
-            ),
-        )
-        sub.add_argument(
-            "--algorithm",
-            help=f"One of {KNOWN_ALGORITHMS} (default: the configured ALGORITHM).",
-        )
-        sub.add_argument(
-            "--bits", type=int,
-            help=f"RSA key size (default {_jwt_keygen.RSA_DEFAULT_BITS}, at least 2048).",
-        )  # fmt: skip
-        sub.add_argument(
-            "--out", help="Write the key to this file (and the public key to OUT.pub), mode 0600."
-        )
-        sub.add_argument("--force", action="store_true", help="Overwrite existing --out files.")
-        add_common_options(sub)
+        add_subcommands(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity = int(options.get("verbosity", 1))
@@ -204,6 +76,9 @@ class Command(BaseCommand):
             handler(**options)
         except ImproperlyConfigured as exc:
             raise CommandError(f"COCART_JWT is misconfigured: {exc}") from exc
+        except BrokenPipeError:
+            # The reader went away (``jwt list | head``): stop quietly, as Unix tools do.
+            _silence_stdout()
 
     # -- output ----------------------------------------------------------------------------
 
@@ -292,26 +167,27 @@ class Command(BaseCommand):
             claims = verify_access_token(token)
         except InvalidToken as exc:
             problem = str(exc)
-            claims = _unverified_claims(token)
+            claims = unverified_claims(token)
+        good, bad = self.style.SUCCESS, self.style.ERROR
         if problem is None:
-            self.say("Access token: signature and expiry verified.", style=self.style.SUCCESS)
+            self.stdout.write("Access token: VERIFIED", style_func=good)
             label = ""
         else:
-            self.stdout.write(
-                f"Access token: UNVERIFIED. Signature or claims check failed: {problem}",
-                style_func=self.style.ERROR,
-            )
+            self.stdout.write(f"Access token: UNVERIFIED ({printable(problem)})", style_func=bad)
             label = " (UNVERIFIED)"
+        signature_ok, signature = signature_status(token, header)
+        self.stdout.write(f"Signature: {signature}", style_func=good if signature_ok else bad)
+        expiry_ok, expiry = expiry_status(claims)
+        self.stdout.write(f"Expiry:    {expiry}", style_func=good if expiry_ok else bad)
         self.stdout.write(f"Header{label}:")
         self.stdout.write(to_json(header))
         self.stdout.write(f"Claims{label}:")
         self.stdout.write(to_json(claims) if claims is not None else "(undecodable)")
-        if isinstance(claims, dict):
-            for name in ("iat", "nbf", "exp"):
-                moment = _timestamp(claims.get(name))
-                if moment is not None:
-                    self.say(f"  {name}: {local_time(moment)}", level=1)
-        sid = claims.get("sid") if isinstance(claims, dict) else None
+        for name in ("iat", "nbf", "exp"):
+            moment = timestamp((claims or {}).get(name))
+            if moment is not None:
+                self.say(f"  {name}: {local_time(moment)}")
+        sid = (claims or {}).get("sid")
         session = (
             Token.objects.select_related("user").filter(pk=sid).first()
             if isinstance(sid, str) and len(sid) <= 64
@@ -324,10 +200,10 @@ class Command(BaseCommand):
         else:
             self.stdout.write("")
             self._show_session(session)
-            refusal = problem or _session_refusal(session, claims or {})
+            refusal = problem or session_refusal(session, claims or {})
         if refusal is not None:
-            raise CommandError(f"This access token would be refused: {refusal}.")
-        self.say("This access token is accepted.", style=self.style.SUCCESS)
+            raise CommandError(f"This access token would be refused: {printable(refusal)}.")
+        self.say("This access token is accepted.", style=good)
 
     def _show_session(self, session: Token) -> None:
         family = RefreshToken.objects.filter(session=session)
@@ -360,7 +236,7 @@ class Command(BaseCommand):
         }
         for name, value in fields:
             style = status_style.get(value) if name == "Status" else None
-            self.stdout.write(f"{name + ':':<16}{value}", style_func=style)
+            self.stdout.write(f"{name + ':':<16}{printable(value)}", style_func=style)
 
     # -- create ----------------------------------------------------------------------------
 
@@ -375,7 +251,7 @@ class Command(BaseCommand):
             lifetime = parse_duration_option(ttl, "--ttl")
         if lifetime <= timedelta(0):
             raise CommandError(f"--ttl must be positive, not {ttl!r}.")
-        claims = _parse_claims(options.get("claims"))
+        claims = parse_claims(options.get("claims"))
         description = options.get("description") or ""
         if len(description) > MAX_DESCRIPTION:
             raise CommandError(f"--description is longer than {MAX_DESCRIPTION} characters.")
@@ -401,7 +277,7 @@ class Command(BaseCommand):
                 )
         session = issued.session
         if output == "json":
-            self.stdout.write(to_json(_token_pair(issued)))
+            self.stdout.write(to_json(token_pair(issued)))
         elif self.verbosity == 0:
             self.stdout.write(issued.access_token)
             if issued.refresh_token is not None:
@@ -456,7 +332,7 @@ class Command(BaseCommand):
             raise CommandError("Refusing to destroy without a terminal; use --noinput.")
 
         selection = Token.objects.live()
-        owner = "every user" if user is None else str(user.get_username())
+        owner = "every user" if user is None else printable(str(user.get_username()))
         if user is not None:
             selection = selection.filter(user=user)
         if ids:
@@ -464,7 +340,8 @@ class Command(BaseCommand):
             missing = [pk for pk in ids if pk not in found]
             if missing:
                 raise CommandError(
-                    f"Not a live session of {owner}: {', '.join(missing)}. Nothing was revoked."
+                    f"Not a live session of {owner}: {printable(', '.join(missing))}. "
+                    "Nothing was revoked."
                 )
             selection = selection.filter(pk__in=ids)
 
@@ -529,7 +406,7 @@ class Command(BaseCommand):
             raise CommandError(f"--older-than must not be negative, not {older_than!r}.")
         cutoff = now() - grace
         age = (
-            f"expired or revoked more than {_describe(grace)} ago"
+            f"expired or revoked more than {describe_duration(grace)} ago"
             if grace
             else "expired or revoked (no grace period)"
         )
@@ -584,78 +461,11 @@ class Command(BaseCommand):
             self.stdout.write(text)
 
 
-def _parse_claims(raw: Any) -> dict[str, Any]:
-    if raw is None or raw == "":
-        return {}
-    if isinstance(raw, dict):
-        claims = raw
-    else:
-        if len(str(raw)) > MAX_CLAIMS_JSON:
-            raise CommandError(f"--claims is longer than {MAX_CLAIMS_JSON} characters.")
-        try:
-            claims = json.loads(str(raw))
-        except (ValueError, RecursionError) as exc:
-            raise CommandError(f"--claims is not valid JSON: {exc}.") from None
-    if not isinstance(claims, dict):
-        raise CommandError('--claims must be a JSON object, such as \'{"scope": "read"}\'.')
-    reserved = sorted(set(claims) & RESERVED_CLAIMS)
-    if reserved:
-        raise CommandError(
-            f"--claims cannot set the registered claim{'s' if len(reserved) > 1 else ''} "
-            f"{', '.join(reserved)}; the app sets {', '.join(sorted(RESERVED_CLAIMS))}."
-        )
-    return claims
-
-
-def _unverified_claims(token: str) -> dict[str, Any] | None:
-    """The payload, read without any check (so also when the signature segment is mangled)."""
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that flushing it at exit raises no second error."""
     try:
-        segment = token.split(".")[1]
-        raw = urlsafe_b64decode(segment.encode("ascii") + b"=" * (-len(segment) % 4))
-        claims = json.loads(raw)
-    except Exception:  # noqa: BLE001 - anything undecodable is shown as such
-        return None
-    return claims if isinstance(claims, dict) else None
-
-
-def _timestamp(value: Any) -> datetime | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        return datetime.fromtimestamp(value, tz=UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
-
-
-def _session_refusal(session: Token, claims: dict[str, Any]) -> str | None:
-    if session.revoked_at is not None:
-        return f"its session is revoked ({session.revoke_reason or 'no reason'})"
-    if session.is_expired:
-        return "its session has expired"
-    if str(claims.get("sub")) != str(session.user_id):
-        return "its sub claim does not name the session's user"
-    if not getattr(session.user, "is_active", True):
-        return "its user is inactive"
-    return None
-
-
-def _token_pair(issued: Any) -> dict[str, Any]:
-    """The login endpoint's token pair, for ``create --format json``."""
-    return {
-        "access_token": issued.access_token,
-        "refresh_token": issued.refresh_token,
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-        "refresh_expires_in": issued.refresh_expires_in,
-        "sid": issued.session.pk,
-        "user": {"id": issued.user.pk, "username": str(issued.user.get_username())},
-    }
-
-
-def _describe(duration: timedelta) -> str:
-    seconds = int(duration.total_seconds())
-    for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds and seconds % size == 0:
-            amount = seconds // size
-            return counted(amount, unit)
-    return counted(seconds, "second")
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
