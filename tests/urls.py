@@ -7,4 +7,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/", include("cocart_jwt.urls")),
     path("api/me/", views.me, name="me"),
+    path("spa/", views.spa, name="spa"),
 ]

@@ -1,3 +1,4 @@
+from django.http import HttpRequest, HttpResponse
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,3 +22,40 @@ class MeView(APIView):
 
 
 me = MeView.as_view()
+
+
+SPA_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Shop</title></head>
+<body>
+<form id="login"><input name="username"><input name="password" type="password">
+<button>Log in</button></form>
+<p id="who">anonymous</p>
+<script>
+let access = null;
+async function whoAmI() {
+  const me = await fetch("/api/me/", {headers: {Authorization: "Bearer " + access}});
+  document.getElementById("who").textContent = me.ok ? (await me.json()).username : "refused";
+}
+async function resume() {
+  const refreshed = await fetch("/api/auth/refresh/", {method: "POST"});
+  if (refreshed.ok) { access = (await refreshed.json()).access_token; await whoAmI(); }
+  else { document.getElementById("who").textContent = "anonymous"; }
+}
+document.getElementById("login").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const response = await fetch("/api/auth/login/", {
+    method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({username: form.get("username"), password: form.get("password")}),
+  });
+  access = (await response.json()).access_token;
+  await whoAmI();
+});
+resume();
+</script>
+</body></html>"""
+
+
+def spa(request: HttpRequest) -> HttpResponse:
+    """A browser client of the API that keeps its refresh token only in the HttpOnly cookie."""
+    return HttpResponse(SPA_PAGE)
