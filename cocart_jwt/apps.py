@@ -12,3 +12,5 @@ class CocartJwtConfig(AppConfig):
         from . import checks, receivers  # noqa: F401  (checks register on import)
 
         receivers.connect()
+        # Registers the OpenAPI extension when drf-spectacular is installed; a no-op otherwise.
+        from . import schema  # noqa: F401

@@ -80,3 +80,21 @@ class SessionSerializer(serializers.ModelSerializer):
     def get_current(self, session: Token) -> bool:
         current = getattr(self.context.get("request"), "auth", None)
         return current is not None and current.pk == session.pk
+
+
+class JWKSerializer(serializers.Serializer):
+    kty = serializers.CharField()
+    kid = serializers.CharField()
+    alg = serializers.CharField()
+    use = serializers.CharField()
+
+
+class JWKSSerializer(serializers.Serializer):
+    keys = JWKSerializer(many=True, help_text=_("Public keys; empty for HMAC algorithms."))
+
+
+class ErrorSerializer(serializers.Serializer):
+    """DRF's error shape, with the code this app adds (``invalid_token``, ``rate_limited``...)."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField()

@@ -30,7 +30,9 @@ from .authentication import JWTAuthentication
 from .keys import keyring
 from .managers import IssuedTokens, RefreshError
 from .models import RevokeReason, Token
+from .schema import error_responses, extend_schema
 from .serializers import (
+    JWKSSerializer,
     LoginSerializer,
     RefreshSerializer,
     SessionSerializer,
@@ -148,6 +150,12 @@ class LoginView(PublicView):
 
     rate_limit = "login"
 
+    @extend_schema(
+        summary="Log in",
+        request=LoginSerializer,
+        responses={200: TokenPairSerializer, **error_responses(400, 401, 429)},
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         username, password = self.get_credentials(request)
         self.limit("login_username", username.casefold())
@@ -195,6 +203,12 @@ class RefreshView(PublicView):
 
     rate_limit = "refresh"
 
+    @extend_schema(
+        summary="Rotate a refresh token",
+        request=RefreshSerializer,
+        responses={200: TokenPairSerializer, **error_responses(400, 401, 429)},
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         serializer = RefreshSerializer(data=self.refresh_data(request))
         serializer.is_valid(raise_exception=True)
@@ -230,6 +244,11 @@ class ValidateView(BearerView):
 
     rate_limit = "validate"
 
+    @extend_schema(
+        summary="Validate the Bearer token",
+        request=None,
+        responses={200: ValidateSerializer, **error_responses(401, 429)},
+    )
     def post(self, request: Request) -> Response:
         session = self.session(request)
         self.limit("validate_token", session.pk)
@@ -271,6 +290,7 @@ class CookieLogoutMixin(BearerView):
 class LogoutView(CookieLogoutMixin):
     """Revoke the session of the Bearer token (or of the refresh cookie)."""
 
+    @extend_schema(summary="Log out", request=None, responses={204: None, **error_responses(401)})
     def post(self, request: Request) -> Response:
         self.current_session(request).revoke(RevokeReason.LOGOUT)
         return no_content(clear_cookies=cookies.enabled())
@@ -279,6 +299,9 @@ class LogoutView(CookieLogoutMixin):
 class LogoutAllView(CookieLogoutMixin):
     """Revoke every session of the Bearer token's (or the refresh cookie's) user."""
 
+    @extend_schema(
+        summary="Log out everywhere", request=None, responses={204: None, **error_responses(401)}
+    )
     def post(self, request: Request) -> Response:
         Token.objects.revoke_all(self.current_session(request).user, RevokeReason.LOGOUT_ALL)
         return no_content(clear_cookies=cookies.enabled())
@@ -287,6 +310,10 @@ class LogoutAllView(CookieLogoutMixin):
 class SessionListView(BearerView):
     """The live sessions of the Bearer token's user; ``current`` marks this one."""
 
+    @extend_schema(
+        summary="List my sessions",
+        responses={200: SessionSerializer(many=True), **error_responses(401)},
+    )
     def get(self, request: Request) -> Response:
         sessions = Token.objects.live().filter(user=request.user).order_by("-created_at")
         serializer = SessionSerializer(sessions, many=True, context={"request": request})
@@ -296,6 +323,9 @@ class SessionListView(BearerView):
 class SessionDetailView(BearerView):
     """Revoke one of the caller's live sessions; 404 for any other."""
 
+    @extend_schema(
+        summary="Revoke one of my sessions", responses={204: None, **error_responses(401, 404)}
+    )
     def delete(self, request: Request, session_id: str) -> Response:
         session = get_object_or_404(Token.objects.live().filter(user=request.user), pk=session_id)
         session.revoke(RevokeReason.SESSION_DELETED)
@@ -305,5 +335,10 @@ class SessionDetailView(BearerView):
 class JWKSView(PublicView):
     """The public verification keys (RFC 7517); empty for HMAC algorithms."""
 
+    @extend_schema(
+        summary="Public verification keys (JWKS)",
+        responses={200: JWKSSerializer},
+        auth=[],
+    )
     def get(self, request: Request) -> Response:
         return Response(keyring().jwks, headers={"Cache-Control": "public, max-age=300"})
