@@ -152,8 +152,15 @@ def _rate_limits_off_unless_tested(request: pytest.FixtureRequest) -> Any:
     settings.COCART_JWT = {
         **settings.COCART_JWT,
         "RATE_LIMITS": dict.fromkeys(
-            ("login", "refresh", "validate", "login_link", "login_username", "refresh_token",
-             "validate_token")
+            (
+                "login",
+                "refresh",
+                "validate",
+                "login_link",
+                "login_username",
+                "refresh_token",
+                "validate_token",
+            )
         ),
     }
     yield
@@ -167,3 +174,18 @@ def _clear_rate_limit_counters() -> None:
         cache.delete_pattern("cocart_jwt:rl:*")
     else:
         cache.clear()
+
+
+@pytest.fixture
+def unreachable_cache(settings: Any) -> str:
+    """A django-redis cache alias ``down`` pointing at a closed port."""
+    pytest.importorskip("django_redis")
+    settings.CACHES = {
+        **settings.CACHES,
+        "down": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+        },
+    }
+    return "down"

@@ -231,17 +231,12 @@ def test_last_used_is_written_once_per_touch_interval(api_client, tokens):
 
 class TestCacheDown:
     @pytest.fixture(autouse=True)
-    def unreachable_cache(self, settings):
-        pytest.importorskip("django_redis")
-        settings.CACHES = {
-            **settings.CACHES,
-            "down": {
-                "BACKEND": "django_redis.cache.RedisCache",
-                "LOCATION": "redis://127.0.0.1:1/0",
-                "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
-            },
+    def cache_down(self, settings, unreachable_cache):
+        settings.COCART_JWT = {
+            **settings.COCART_JWT,
+            "SESSION_CACHE_TTL": 300,
+            "CACHE": unreachable_cache,
         }
-        settings.COCART_JWT = {**settings.COCART_JWT, "SESSION_CACHE_TTL": 300, "CACHE": "down"}
         session_cache.health.failing = False
 
     def test_requests_fall_back_to_the_strict_query(self, api_client, tokens, caplog):

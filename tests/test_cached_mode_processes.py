@@ -10,15 +10,7 @@ Redis), then revokes it and expects a 401 from the other process on the next req
 from __future__ import annotations
 
 import io
-import json
-import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +22,7 @@ from django.db import connection
 from cocart_jwt import session_cache
 from cocart_jwt.models import RevokeReason, Token
 from cocart_jwt.utils import now
+from tests.servers import NO_RATE_LIMITS, ServerProcess
 
 pytestmark = [
     pytest.mark.postgres,
@@ -37,84 +30,22 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT = 20.0
 TIMEOUT = 10.0
 AUTH = "/api/auth/"
 ME = "/api/me/"
 CACHED = {"SESSION_CACHE_TTL": 300}
-SERVER_OVERRIDES = {
-    **CACHED,
-    "RATE_LIMITS": {"login": None, "refresh": None, "validate": None},
-}
+SERVER_OVERRIDES = {**CACHED, **NO_RATE_LIMITS}
 
 
-class Server:
-    """One ``runserver`` process in cached mode; its output goes to a temporary file."""
+class Server(ServerProcess):
+    """One ``runserver`` process in cached mode."""
 
     def __init__(self, name: str, db_name: str) -> None:
-        self.name = name
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.base = f"http://127.0.0.1:{port}"
-        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
-            prefix=f"cocart_jwt_cached_{name}_", suffix=".log", delete=False
-        )
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "COCART_JWT_TEST_DB_NAME": db_name,
-            "COCART_JWT_TEST_OVERRIDES": json.dumps(SERVER_OVERRIDES),
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            [
-                sys.executable,
-                "-m",
-                "django",
-                "runserver",
-                "--noreload",
-                "--nothreading",
-                f"127.0.0.1:{port}",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_until_up(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server {self.name} exited:\n{self.output()}")
-            try:
-                requests.get(f"{self.base}{AUTH}jwks.json", timeout=1)
-                return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise RuntimeError(f"server {self.name} did not start:\n{self.output()}")
-
-    def output(self, since: int = 0) -> str:
-        with open(self.log.name, "rb") as log:
-            log.seek(since)
-            return log.read().decode(errors="replace")
-
-    def size(self) -> int:
-        return Path(self.log.name).stat().st_size
+        super().__init__(name, db_name, SERVER_OVERRIDES)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.log.close()
-        Path(self.log.name).unlink(missing_ok=True)
+        super().stop()
+        self.remove_log()
 
     # -- HTTP --------------------------------------------------------------------------------
     def login(self, username: str, password: str) -> dict[str, Any]:

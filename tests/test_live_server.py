@@ -8,15 +8,7 @@ end of the module whatever happens; when a test fails, what they wrote is printe
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,99 +16,21 @@ import requests
 from django.db import connection
 
 from cocart_jwt.models import RevokeReason, Token
+from tests.servers import NO_RATE_LIMITS, ServerProcess
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT = 20.0
 REQUEST_TIMEOUT = 10.0
 
 AUTH = "/api/auth/"
 ME = "/api/me/"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """One ``runserver`` process; its stdout and stderr go to a temporary file."""
+class Server(ServerProcess):
+    """One ``runserver`` process without rate limits."""
 
     def __init__(self, name: str, db_name: str) -> None:
-        self.name = name
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
-            prefix=f"cocart_jwt_server_{name}_", suffix=".log", delete=False
-        )
-        env = dict(os.environ)  # DATABASE_URL / REDIS_URL pass through when set
-        env.update(
-            DJANGO_SETTINGS_MODULE="tests.settings",
-            COCART_JWT_TEST_DB_NAME=db_name,
-            PYTHONUNBUFFERED="1",
-            # Every request comes from 127.0.0.1: the servers must not rate-limit the tests.
-            COCART_JWT_TEST_OVERRIDES=json.dumps(
-                {"RATE_LIMITS": {"login": None, "refresh": None, "validate": None}}
-            ),
-        )
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            [
-                sys.executable,
-                "-m",
-                "django",
-                "runserver",
-                "--noreload",
-                "--nothreading",
-                f"127.0.0.1:{self.port}",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_until_up(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"server {self.name} exited with {self.process.returncode}:\n{self.output()}"
-                )
-            try:
-                requests.get(f"{self.base}{AUTH}jwks.json", timeout=1)
-                return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise RuntimeError(
-            f"server {self.name} did not answer in {START_TIMEOUT} s:\n{self.output()}"
-        )
-
-    def url(self, path: str) -> str:
-        return f"{self.base}{path}"
-
-    def output(self, since: int = 0) -> str:
-        with open(self.log.name, "rb") as log:
-            log.seek(since)
-            return log.read().decode(errors="replace")
-
-    def size(self) -> int:
-        return Path(self.log.name).stat().st_size
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.log.close()
-
-    def remove_log(self) -> None:
-        Path(self.log.name).unlink(missing_ok=True)
+        super().__init__(name, db_name, NO_RATE_LIMITS)
 
 
 class Cluster:

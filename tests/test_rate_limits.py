@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +15,7 @@ from django.urls import reverse
 from cocart_jwt import ratelimit
 from cocart_jwt.signals import rate_limited
 from tests.factories import bearer, login, refresh
+from tests.servers import ServerProcess
 
 pytestmark = [pytest.mark.django_db, pytest.mark.rate_limits]
 
@@ -185,20 +181,11 @@ def test_a_counter_always_has_an_expiry(settings):
 
 class TestCacheDown:
     @pytest.fixture(autouse=True)
-    def unreachable(self, settings):
-        pytest.importorskip("django_redis")
-        settings.CACHES = {
-            **settings.CACHES,
-            "down": {
-                "BACKEND": "django_redis.cache.RedisCache",
-                "LOCATION": "redis://127.0.0.1:1/0",
-                "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
-            },
-        }
+    def unreachable(self, settings, unreachable_cache):
         settings.COCART_JWT = {
             **settings.COCART_JWT,
             "RATE_LIMITS": {"login": "1/min"},
-            "RATE_LIMIT_CACHE": "down",
+            "RATE_LIMIT_CACHE": unreachable_cache,
         }
         ratelimit.outage.failing = False
 
@@ -217,12 +204,6 @@ class TestCacheDown:
         assert int(response["Retry-After"]) >= 1
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
@@ -231,38 +212,22 @@ def test_the_count_is_exact_across_worker_processes(db):
     from django.core.cache import caches
 
     caches["default"].delete_pattern("cocart_jwt:rl:*")
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "COCART_JWT_TEST_DB_NAME": connection.settings_dict["NAME"],
-        "COCART_JWT_TEST_OVERRIDES": json.dumps({"RATE_LIMITS": {"refresh": "10/min"}}),
-    }
-    server = subprocess.Popen(  # noqa: S603 - our interpreter, our arguments
-        [sys.executable, "-m", "gunicorn", "tests.wsgi", "--workers", "3",
-         "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    overrides = {"RATE_LIMITS": {"refresh": "10/min"}}
+    server = ServerProcess("gunicorn", connection.settings_dict["NAME"], overrides, workers=3)
     try:
-        url = f"http://127.0.0.1:{port}/api/auth/refresh/"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/api/auth/jwks.json", timeout=5)
-                break
-            except requests.RequestException:
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.2)
+        server.wait_until_up()
 
         def attempt(n: int) -> int:
             body = {"refresh_token": f"unknown-refresh-token-{n:02d}".ljust(43, "x")}
-            return requests.post(url, json=body, timeout=30).status_code
+            return requests.post(
+                server.url("/api/auth/refresh/"), json=body, timeout=30
+            ).status_code
 
         with ThreadPoolExecutor(max_workers=30) as pool:
             statuses = list(pool.map(attempt, range(30)))
     finally:
-        server.terminate()
-        server.wait(10)
+        server.stop()
+        server.remove_log()
 
     assert statuses.count(429) == 20
     assert statuses.count(401) == 10
