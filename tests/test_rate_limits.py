@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -18,8 +17,6 @@ from tests.factories import bearer, login, refresh
 from tests.servers import ServerProcess
 
 pytestmark = [pytest.mark.django_db, pytest.mark.rate_limits]
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def limits(settings, **rates):
