@@ -260,24 +260,20 @@ class CookieLogoutMixin(BearerView):
     """With cookie transport, the refresh cookie alone also identifies the session."""
 
     def check_permissions(self, request: Request) -> None:
-        if request.auth is None and self.cookie_session(request) is not None:
+        if request.auth is None and self.cookie_session is not None:
             return
         super().check_permissions(request)
 
     @cached_property
-    def _cookie_session(self) -> Token | None:
+    def cookie_session(self) -> Token | None:
         raw = cookies.refresh_token_from(self.request._request)
         if raw is None:
             return None
         sessions = Token.objects.live().select_related("user")
         return sessions.filter(refresh_tokens__token_hash=sha256_hex(raw)).first()
 
-    def cookie_session(self, request: Request) -> Token | None:
-        return self._cookie_session
-
     def current_session(self, request: Request) -> Token:
-        session = request.auth if request.auth is not None else self.cookie_session(request)
-        return cast(Token, session)
+        return cast(Token, request.auth if request.auth is not None else self.cookie_session)
 
 
 class LogoutView(CookieLogoutMixin):
