@@ -10,12 +10,16 @@ from functools import cached_property
 from typing import Any, cast
 
 from django.contrib.auth import authenticate, user_logged_in
+from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework import status
 from rest_framework.exceptions import (
     APIException,
     AuthenticationFailed,
+    NotFound,
     ParseError,
     ValidationError,
 )
@@ -48,6 +52,8 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, with a ``code`` beside every ``detail`` (usable as the site's handler)."""
+    if isinstance(exc, Http404):
+        exc = NotFound()  # Django's message names the model; clients get a generic one
     response = drf_exception_handler(exc, context)
     if response is None or not isinstance(exc, APIException):
         return response
@@ -138,6 +144,7 @@ def invalid_credentials() -> AuthenticationFailed:
     return AuthenticationFailed(_("Invalid credentials."), code="invalid_credentials")
 
 
+@method_decorator(sensitive_post_parameters("password"), name="dispatch")
 class LoginView(PublicView):
     """Exchange a username and password (JSON, form or HTTP Basic) for a token pair."""
 

@@ -231,6 +231,7 @@ def test_deleting_another_users_session_is_404(api_client, user, other_user, pas
     response = api_client.delete(url, **bearer(alices["access_token"]))
 
     assert response.status_code == 404
+    assert response.json() == {"detail": "Not found.", "code": "not_found"}
     assert api_client.get(ME, **bearer(bobs["access_token"])).status_code == 200
 
 
@@ -449,3 +450,16 @@ class TestSignals:
         login(api_client, "alice", "wrong")
         assert len(failed) == 1
         assert "wrong" not in str(failed[0]["credentials"])
+
+
+def test_a_login_error_report_hides_the_password(rf, user, password):
+    from django.views.debug import SafeExceptionReporterFilter
+
+    from cocart_jwt.views import LoginView
+
+    request = rf.post(reverse("cocart_jwt:login"), {"username": "alice", "password": password})
+    LoginView.as_view()(request)
+
+    cleansed = SafeExceptionReporterFilter().get_post_parameters(request)
+    assert cleansed["password"] != password
+    assert cleansed["username"] == "alice"
