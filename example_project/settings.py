@@ -1,22 +1,50 @@
-"""Settings of the example API site. Development only: every secret here has a dev default."""
+"""Settings of the example store.
 
+With no environment at all it runs for development: DEBUG on, SQLite (``db.sqlite3``), the
+local-memory cache, and a signing key generated once into ``.example-signing-key`` (with a
+loud warning). Everything real comes from the environment:
+
+==============================  =========================================================
+``DJANGO_DEBUG``                ``1`` (default) or ``0``
+``DJANGO_SECRET_KEY``           required when DEBUG is off
+``DJANGO_ALLOWED_HOSTS``        comma-separated; ``*`` when DEBUG is on
+``DATABASE_URL``                ``postgres://user:pass@host:5432/name`` or ``sqlite:///path``
+``REDIS_URL``                   ``redis://host:6379/0``: django-redis as the default cache
+``COCART_JWT_SIGNING_KEY``      required when DEBUG is off (``manage.py jwt keygen``)
+``COCART_JWT_ALGORITHM``        the key's algorithm (default HS256)
+``COCART_JWT_ISSUER``           the ``iss`` claim (default ``https://store.example``)
+``COCART_JWT_SESSION_CACHE_TTL``  seconds; 0 (default) is strict mode
+``COCART_JWT_ACCESS_TOKEN_LIFETIME``  seconds (default 900)
+``COCART_JWT_RATE_LIMITS``      JSON merged over the defaults: ``{"login": "20/min"}``
+``COCART_JWT_TRUSTED_PROXIES``  comma-separated IPs or networks of your reverse proxies
+``DJANGO_PASSWORD_HASHERS``     comma-separated hasher paths (tests and load checks only)
+``EXAMPLE_SIGNING_KEY_FILE``    where the development key lives (default: the repo root)
+==============================  =========================================================
+"""
+
+from __future__ import annotations
+
+import json
 import os
 from pathlib import Path
+from typing import Any
 
-from example_project.env import parse_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from example_project.env import dev_signing_key, env_flag, env_list, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = os.environ.get(
-    "DJANGO_SECRET_KEY", "django-insecure-dev-only-example-project-do-not-deploy"
-)
-DEBUG = os.environ.get("DJANGO_DEBUG", "1").lower() in ("1", "true", "yes", "on")
-if DEBUG:
-    ALLOWED_HOSTS = ["*"]
+DEBUG = env_flag("DJANGO_DEBUG", default=True)
+
+if os.environ.get("DJANGO_SECRET_KEY"):
+    SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
+elif DEBUG:
+    SECRET_KEY = "django-insecure-dev-only-example-project-do-not-deploy"
 else:
-    ALLOWED_HOSTS = [
-        h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(",") if h.strip()
-    ]
+    raise ImproperlyConfigured("DJANGO_DEBUG is off: set DJANGO_SECRET_KEY.")
+
+ALLOWED_HOSTS = ["*"] if DEBUG else env_list("DJANGO_ALLOWED_HOSTS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -27,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "cocart_jwt",
+    "example_project.store",
 ]
 
 MIDDLEWARE = [
@@ -57,21 +86,30 @@ TEMPLATES = [
     },
 ]
 
+_database: dict[str, Any]
 if os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": parse_database_url(os.environ["DATABASE_URL"])}
+    _database = parse_database_url(os.environ["DATABASE_URL"])
 else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": BASE_DIR / "db.sqlite3",
-        }
+    _database = {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
+if _database["ENGINE"].endswith("sqlite3"):
+    # Several processes (gunicorn workers) and threads (runserver) write to one file: take
+    # the write lock at BEGIN and wait for it, instead of failing with "database is locked".
+    _database["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+else:
+    _database.setdefault("CONN_MAX_AGE", 60)
+    _database.setdefault("CONN_HEALTH_CHECKS", True)
+DATABASES = {"default": _database}
 
 if os.environ.get("REDIS_URL"):
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": os.environ["REDIS_URL"],
+            "KEY_PREFIX": "store",
         }
     }
 else:
@@ -83,6 +121,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+if os.environ.get("DJANGO_PASSWORD_HASHERS"):
+    PASSWORD_HASHERS = env_list("DJANGO_PASSWORD_HASHERS")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -95,12 +135,52 @@ DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["cocart_jwt.authentication.JWTAuthentication"],
+    # Closed unless a view says otherwise (the product list does).
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # {"detail", "code"} on every error, like the auth endpoints.
+    "EXCEPTION_HANDLER": "example_project.store.views.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 20,
 }
 
-COCART_JWT = {
-    # Dev-only default, deliberately different from SECRET_KEY. Set the env var anywhere real.
-    "SIGNING_KEY": os.environ.get(
-        "COCART_JWT_SIGNING_KEY",
-        "dev-only-cocart-jwt-signing-key-not-for-production-0123456789abcdefghijklmnopqrstuvwxyz",
-    ),
+if os.environ.get("COCART_JWT_SIGNING_KEY"):
+    # Read through "env:" so the key never sits in this module's globals.
+    _signing_key = "env:COCART_JWT_SIGNING_KEY"
+elif DEBUG:
+    _signing_key = dev_signing_key(
+        Path(os.environ.get("EXAMPLE_SIGNING_KEY_FILE") or BASE_DIR / ".example-signing-key")
+    )
+else:
+    raise ImproperlyConfigured(
+        "DJANGO_DEBUG is off: set COCART_JWT_SIGNING_KEY (python manage.py jwt keygen prints one)."
+    )
+
+COCART_JWT: dict[str, Any] = {
+    "SIGNING_KEY": _signing_key,
+    "ALGORITHM": os.environ.get("COCART_JWT_ALGORITHM", "HS256"),
+    "ISSUER": os.environ.get("COCART_JWT_ISSUER", "https://store.example"),
+    "SESSION_CACHE_TTL": int(os.environ.get("COCART_JWT_SESSION_CACHE_TTL", "0")),
+    "ACCESS_TOKEN_LIFETIME": int(os.environ.get("COCART_JWT_ACCESS_TOKEN_LIFETIME", "900")),
+    "TRUSTED_PROXIES": env_list("COCART_JWT_TRUSTED_PROXIES"),
+}
+if os.environ.get("COCART_JWT_RATE_LIMITS"):
+    _limits = json.loads(os.environ["COCART_JWT_RATE_LIMITS"])
+    if not isinstance(_limits, dict):
+        raise ImproperlyConfigured("COCART_JWT_RATE_LIMITS must be a JSON object.")
+    COCART_JWT["RATE_LIMITS"] = {
+        "login": "5/min",
+        "refresh": "10/min",
+        "validate": "2/min",
+        **_limits,
+    }
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        # Why a token or a login was refused; never the token or the password itself.
+        "cocart_jwt": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }

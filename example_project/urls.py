@@ -7,4 +7,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/", include("cocart_jwt.urls")),
     path("api/me/", MeView.as_view(), name="me"),
+    path("api/", include("example_project.store.urls")),
 ]

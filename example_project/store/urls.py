@@ -1,0 +1,18 @@
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+app_name = "store"
+
+router = SimpleRouter()
+router.register("products", views.ProductViewSet, basename="product")
+
+urlpatterns = [
+    path("", include(router.urls)),
+    path("cart/", views.CartView.as_view(), name="cart"),
+    path("cart/items/", views.CartItemListView.as_view(), name="cart-items"),
+    path("cart/items/<int:pk>/", views.CartItemDetailView.as_view(), name="cart-item"),
+    path("orders/", views.OrderListView.as_view(), name="orders"),
+    path("orders/<int:pk>/", views.OrderDetailView.as_view(), name="order"),
+]

@@ -1,0 +1,219 @@
+"""The store API: public products; a cart and orders that need a cocart_jwt access token.
+
+Authentication is the site's default (``cocart_jwt.authentication.JWTAuthentication``): a
+request without a token is anonymous, and one with a bad, expired or revoked token is 401.
+Every cart and order query is filtered by ``request.user``: another user's cart line or
+order is a 404, never a 403, so ids reveal nothing.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import transaction
+from django.db.models import F, QuerySet
+from django.http import Http404
+from rest_framework import generics, status, viewsets
+from rest_framework.exceptions import (
+    APIException,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cocart_jwt.views import exception_handler as cocart_exception_handler
+
+from .models import Cart, CartItem, Order, OrderLine, Product
+from .serializers import (
+    MAX_QUANTITY,
+    CartItemSerializer,
+    CartSerializer,
+    OrderSerializer,
+    ProductSerializer,
+    QuantitySerializer,
+)
+
+
+class CartEmpty(APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "Your cart is empty."
+    default_code = "cart_empty"
+
+
+class OutOfStock(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "Not enough stock."
+    default_code = "out_of_stock"
+
+
+def locked_cart(user: AbstractBaseUser) -> Cart:
+    """The user's cart, made on first use, locked until the transaction ends.
+
+    The lock serialises every change to one user's cart (two tabs adding the same product,
+    a checkout racing an add), so quantities add up and a checkout sees a settled cart.
+    """
+    cart, _ = Cart.objects.get_or_create(user=user)
+    return Cart.objects.select_for_update().get(pk=cart.pk)
+
+
+def check_stock(product: Product, quantity: int) -> None:
+    if quantity > MAX_QUANTITY:
+        raise ValidationError({"quantity": [f"At most {MAX_QUANTITY} of one product."]})
+    if quantity > product.stock:
+        raise ValidationError({"quantity": [f"Only {product.stock} of {product.slug} left."]})
+
+
+class ProductViewSet(viewsets.ReadOnlyModelViewSet):
+    """``GET /api/products/`` and ``GET /api/products/<slug>/``: public."""
+
+    queryset = Product.objects.filter(is_active=True)
+    serializer_class = ProductSerializer
+    permission_classes = [AllowAny]
+    lookup_field = "slug"
+
+
+class CartView(APIView):
+    """``GET /api/cart/``: the caller's cart, with line totals and the total."""
+
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        items = list(CartItem.objects.filter(cart__user=request.user).select_related("product"))
+        return Response(CartSerializer.of(items))
+
+
+class CartItemListView(APIView):
+    """``POST /api/cart/items/`` ``{"product": slug, "quantity": n}``: add to the cart.
+
+    Adding a product already in the cart adds to its quantity (200); a new line is 201.
+    """
+
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request: Request) -> Response:
+        serializer = CartItemSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        product: Product = serializer.validated_data["product"]
+        quantity: int = serializer.validated_data["quantity"]
+        with transaction.atomic():
+            cart = locked_cart(request.user)
+            item = CartItem.objects.filter(cart=cart, product=product).first()
+            check_stock(product, quantity + (item.quantity if item else 0))
+            if item is None:
+                item = CartItem.objects.create(cart=cart, product=product, quantity=quantity)
+                code = status.HTTP_201_CREATED
+            else:
+                item.quantity += quantity
+                item.save(update_fields=["quantity"])
+                code = status.HTTP_200_OK
+            cart.save(update_fields=["updated_at"])
+        return Response(CartItemSerializer(item).data, status=code)
+
+
+class CartItemDetailView(generics.RetrieveUpdateDestroyAPIView):
+    """``GET``, ``PATCH {"quantity": n}``, ``DELETE /api/cart/items/<id>/``: one of your lines."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = CartItemSerializer
+    http_method_names = ["get", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[CartItem]:
+        return CartItem.objects.filter(cart__user=self.request.user).select_related("product")
+
+    def patch(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        change = QuantitySerializer(data=request.data)
+        change.is_valid(raise_exception=True)
+        with transaction.atomic():
+            locked_cart(request.user)
+            item = self.get_object()
+            check_stock(item.product, change.validated_data["quantity"])
+            item.quantity = change.validated_data["quantity"]
+            item.save(update_fields=["quantity"])
+        return Response(CartItemSerializer(item).data)
+
+    def delete(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        with transaction.atomic():
+            locked_cart(request.user)
+            self.get_object().delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class OrderListView(generics.ListAPIView):
+    """``GET /api/orders/``: your orders, newest first. ``POST``: check out the cart."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = OrderSerializer
+
+    def get_queryset(self) -> QuerySet[Order]:
+        return Order.objects.filter(user=self.request.user).prefetch_related("lines")
+
+    def post(self, request: Request) -> Response:
+        """Turn the cart into an order: prices are fixed, stock taken, the cart emptied."""
+        with transaction.atomic():
+            cart = locked_cart(request.user)
+            items = list(cart.items.all())  # in the order they were added
+            if not items:
+                raise CartEmpty()
+            # Locked in one order (by pk) in every checkout: two checkouts cannot deadlock.
+            products = {
+                product.pk: product
+                for product in Product.objects.select_for_update()
+                .filter(pk__in=[item.product_id for item in items])
+                .order_by("pk")
+            }
+            short = [
+                products[item.product_id].slug
+                for item in items
+                if not products[item.product_id].is_active
+                or products[item.product_id].stock < item.quantity
+            ]
+            if short:
+                raise OutOfStock(f"Not enough stock of: {', '.join(short)}.")
+            total = sum(
+                (products[item.product_id].price * item.quantity for item in items),
+                start=Decimal("0.00"),
+            )
+            order = Order.objects.create(user=request.user, total=total)
+            OrderLine.objects.bulk_create(
+                OrderLine(
+                    order=order,
+                    product=products[item.product_id],
+                    product_slug=products[item.product_id].slug,
+                    product_name=products[item.product_id].name,
+                    unit_price=products[item.product_id].price,
+                    quantity=item.quantity,
+                )
+                for item in items
+            )
+            for item in items:
+                Product.objects.filter(pk=item.product_id).update(stock=F("stock") - item.quantity)
+            cart.items.all().delete()
+        order = self.get_queryset().get(pk=order.pk)
+        return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED)
+
+
+class OrderDetailView(generics.RetrieveAPIView):
+    """``GET /api/orders/<id>/``: one of your orders; anyone else's is 404."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = OrderSerializer
+
+    def get_queryset(self) -> QuerySet[Order]:
+        return Order.objects.filter(user=self.request.user).prefetch_related("lines")
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """cocart_jwt's handler ({"detail", "code"} on every error), with Django's Http404 and
+    PermissionDenied turned into DRF's first, so a 404 says ``"code": "not_found"`` too."""
+    if isinstance(exc, Http404):
+        exc = NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = PermissionDenied()
+    return cocart_exception_handler(exc, context)
