@@ -141,3 +141,40 @@ class RefreshToken(models.Model):
 
     def __repr__(self) -> str:
         return f"<RefreshToken {self.pk} session={self.session_id} used={self.used_at is not None}>"
+
+
+class LoginLink(models.Model):
+    """A single-use passwordless login link of a session; only the SHA-256 of its token is kept.
+
+    Consumed by one conditional UPDATE (``cocart_jwt.login_links.consume``): one winner,
+    whatever the concurrency. It never outlives its session.
+    """
+
+    session = models.ForeignKey(
+        Token, on_delete=models.CASCADE, related_name="login_links", verbose_name=_("session")
+    )
+    token_hash = models.CharField(_("token hash"), max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=now, editable=False)
+    expires_at = models.DateTimeField(_("expires at"))
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+
+    class Meta:
+        verbose_name = _("login link")
+        verbose_name_plural = _("login links")
+
+    def __str__(self) -> str:
+        return str(
+            _("Login link %(id)s of session %(session)s")
+            % {"id": self.pk, "session": self.session_id}
+        )
+
+    def __repr__(self) -> str:
+        return f"<LoginLink {self.pk} session={self.session_id} used={self.used_at is not None}>"

@@ -1,7 +1,7 @@
 from django.db import transaction
 from django.urls import path
 
-from . import views
+from . import link_views, views
 
 app_name = "cocart_jwt"
 
@@ -16,4 +16,5 @@ urlpatterns = [
     path("sessions/", views.SessionListView.as_view(), name="sessions"),
     path("sessions/<str:session_id>/", views.SessionDetailView.as_view(), name="session"),
     path("jwks.json", views.JWKSView.as_view(), name="jwks"),
+    path("login-link/", link_views.LoginLinkView.as_view(), name="login-link"),
 ]

@@ -96,7 +96,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     reasons = [_skip_reason(r) for r in skipped]
     no_pg = sum("[no-postgres]" in r for r in reasons)
     no_redis = sum("[no-redis]" in r for r in reasons)
-    if not (no_pg or no_redis):
+    no_browser = sum("[no-browser]" in r for r in reasons)
+    if not (no_pg or no_redis or no_browser):
         return
     bang = "!" * 78
     write = terminalreporter.write_line
@@ -107,6 +108,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         write(f"!!!   {no_pg} test(s) skipped: PostgreSQL is not the test database", bold=True)
     if no_redis:
         write(f"!!!   {no_redis} test(s) skipped: Redis is not available", bold=True)
+    if no_browser:
+        write(
+            f"!!!   {no_browser} test(s) skipped: no browser (pip install playwright; "
+            "apt-get install chromium)",
+            bold=True,
+        )
     for line in START_HELP:
         write(f"!!! {line}")
     write(bang, red=True, bold=True)

@@ -1328,3 +1328,19 @@ def test_keygen_out_refuses_to_overwrite_unless_forced(tmp_path):
 def test_keygen_out_into_a_missing_directory_fails(tmp_path):
     with pytest.raises(CommandError, match="Cannot write"):
         run("keygen", "--out", str(tmp_path / "missing" / "jwt.secret"))
+
+
+def test_cleanup_deletes_login_links_that_expired_long_ago(user):
+    from cocart_jwt import login_links
+    from cocart_jwt.models import LoginLink
+
+    session = Token.objects.issue(user, lifetime=timedelta(days=30)).session
+    old = login_links.issue(session, at=now() - timedelta(days=8))
+    fresh = login_links.issue(session)
+
+    out, _ = run("cleanup")
+
+    assert set(LoginLink.objects.values_list("pk", flat=True)) == {fresh.link.pk}
+    assert old.link.pk != fresh.link.pk
+    assert "Deleted 1 login link expired or revoked more than 1 week ago." in out
+    assert Token.objects.live().filter(pk=session.pk).exists()

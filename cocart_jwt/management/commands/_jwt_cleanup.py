@@ -20,7 +20,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
-from cocart_jwt.models import RefreshToken, Token
+from cocart_jwt.models import LoginLink, RefreshToken, Token
 
 DEFAULT_BATCH_SIZE = 1000
 MAX_BATCH_SIZE = 10000
@@ -45,6 +45,7 @@ class CleanupResult:
     sessions: int
     refresh_tokens: int
     batches: int
+    login_links: int = 0
 
 
 def count(cutoff: datetime) -> tuple[int, int]:
@@ -81,7 +82,18 @@ def cleanup(
                 on_batch(
                     Batch(number, sessions, refresh, total_sessions, time.monotonic() - started)
                 )
-    return CleanupResult(total_sessions, total_refresh, number)
+    links = delete_dead_login_links(cutoff, batch_size)
+    return CleanupResult(total_sessions, total_refresh, number, links)
+
+
+def delete_dead_login_links(cutoff: datetime, batch_size: int) -> int:
+    """Links that expired or were used before ``cutoff`` (a live session may keep many)."""
+    dead = LoginLink.objects.filter(Q(expires_at__lt=cutoff) | Q(used_at__lt=cutoff))
+    deleted = 0
+    while pks := list(dead.values_list("pk", flat=True)[:batch_size]):
+        with transaction.atomic():
+            deleted += LoginLink.objects.filter(pk__in=pks).delete()[0]
+    return deleted
 
 
 def _delete_batch(pks: list[str], cutoff: datetime) -> tuple[int, int]:

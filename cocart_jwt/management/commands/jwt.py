@@ -441,6 +441,8 @@ class Command(BaseCommand):
             f"({counted(result.refresh_tokens, 'refresh token')}) {age}.",
             style=self.style.SUCCESS,
         )
+        if result.login_links:
+            self.say(f"Deleted {counted(result.login_links, 'login link')} {age}.")
 
     # -- keygen ----------------------------------------------------------------------------
 

@@ -1,0 +1,158 @@
+"""Single-use passwordless login links: issue, inspect, consume (DESIGN.md "Login links").
+
+A link token is ``secrets.token_urlsafe(32)``; only its SHA-256 is stored, in a ``LoginLink``
+row of its session. It is consumed by one conditional UPDATE (unused and unexpired), so of any
+number of concurrent uses exactly one wins. It is refused when its session is revoked or
+expired, or its user inactive. It is not a JWT and has no refresh-token row: neither the
+authentication class nor the refresh endpoint accepts it. It is never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from .managers import user_is_active
+from .models import LoginLink, Token
+from .settings import jwt_settings
+from .utils import now, sha256_hex
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+    from django.utils.functional import Promise
+
+logger = logging.getLogger("cocart_jwt")
+
+LINK_TOKEN_BYTES = 32  # 256 bits; token_urlsafe(32) is 43 characters
+LINK_TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+BAD_REQUEST = 400
+GONE = 410
+
+
+class LinkRefused(Exception):
+    """A login link cannot be used. ``status`` is 400 (malformed or unknown) or 410 (expired,
+    used, revoked); ``message`` is for the person; ``reason`` for the log (never the token).
+    """
+
+    def __init__(self, status: int, message: str | Promise, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.message = message
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    """A new login link: the raw token exists only here, for one response."""
+
+    link: LoginLink
+    token: str
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.link.expires_at
+
+    def url(self, request: HttpRequest) -> str:
+        return link_url(request, self.token)
+
+
+def link_url(request: HttpRequest, token: str) -> str:
+    """The absolute URL of the login link for ``token``."""
+    base = request.build_absolute_uri(reverse("cocart_jwt:login-link"))
+    return f"{base}?{urlencode({'token': token})}"
+
+
+def issue(session: Token, created_by: Any = None, at: datetime | None = None) -> IssuedLink:
+    """A new single-use link of ``session``: LOGIN_LINK_LIFETIME, never past the session."""
+    at = at or now()
+    raw = secrets.token_urlsafe(LINK_TOKEN_BYTES)
+    link = LoginLink.objects.create(
+        session=session,
+        token_hash=sha256_hex(raw),
+        created_at=at,
+        expires_at=min(at + jwt_settings.LOGIN_LINK_LIFETIME, session.expires_at),
+        created_by=created_by if getattr(created_by, "pk", None) is not None else None,
+    )
+    return IssuedLink(link=link, token=raw)
+
+
+def malformed(reason: str) -> LinkRefused:
+    return LinkRefused(
+        BAD_REQUEST,
+        _("This login link is not valid. Check that it was copied whole, or ask for a new one."),
+        reason,
+    )
+
+
+def gone(message: str | Promise, reason: str) -> LinkRefused:
+    return LinkRefused(GONE, message, reason)
+
+
+def find(raw: Any) -> LoginLink:
+    """The link of token ``raw`` with its session and user, or ``LinkRefused`` (400)."""
+    if not isinstance(raw, str) or not LINK_TOKEN_PATTERN.match(raw):
+        raise malformed("malformed token")
+    link = (
+        LoginLink.objects.select_related("session__user").filter(token_hash=sha256_hex(raw)).first()
+    )
+    if link is None:
+        raise malformed("unknown token")
+    return link
+
+
+def check_usable(link: LoginLink, at: datetime, *, consumed: bool = False) -> None:
+    """Raise ``LinkRefused`` (410) when ``link`` cannot sign anyone in at ``at``.
+
+    ``consumed`` says this request itself just marked the link used.
+    """
+    if link.used_at is not None and not consumed:
+        raise gone(_("This login link has already been used. Ask for a new one."), "used")
+    if link.expires_at <= at:
+        raise gone(_("This login link has expired. Ask for a new one."), "expired")
+    session = link.session
+    if session.revoked_at is not None or session.expires_at <= at:
+        raise gone(
+            _("The session of this login link has ended. Ask for a new one."),
+            "session revoked or expired",
+        )
+    if not user_is_active(session.user):
+        raise gone(_("This account cannot sign in."), "user inactive")
+
+
+def inspect(raw: Any) -> LoginLink:
+    """For the confirm page (GET): the usable link of ``raw``; it stays unused."""
+    link = find(raw)
+    check_usable(link, now())
+    return link
+
+
+def consume(raw: Any) -> LoginLink:
+    """Use the link of ``raw`` exactly once; return it (with session and user) or raise.
+
+    The conditional UPDATE is the only arbiter: of N concurrent requests one updates the row
+    and wins; the others update nothing and are told the link was used.
+    """
+    link = find(raw)
+    at = now()
+    won = LoginLink.objects.filter(
+        token_hash=link.token_hash, used_at__isnull=True, expires_at__gt=at
+    ).update(used_at=at)
+    if not won:
+        try:
+            link.refresh_from_db(fields=["used_at", "expires_at"])
+        except LoginLink.DoesNotExist:  # its session was deleted meanwhile
+            raise malformed("unknown token") from None
+        check_usable(link, at)
+        raise gone(_("This login link has already been used. Ask for a new one."), "used")
+    link.used_at = at
+    check_usable(link, at, consumed=True)
+    return link

@@ -1,0 +1,637 @@
+"""The admin screens of the token registry, through Django's test client.
+
+List (columns, filters, search, a constant number of queries), create (claims validated,
+tokens shown once), view and mint, revoke one / selected / all of a user's, permissions.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.contrib.admin.utils import quote
+from django.contrib.auth.models import Permission
+from django.contrib.sessions.models import Session
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from cocart_jwt.models import LoginLink, RefreshToken, RevokeReason, Token
+from cocart_jwt.signals import token_issued
+from cocart_jwt.utils import sha256_hex
+from tests.factories import bearer, refresh
+
+pytestmark = pytest.mark.django_db
+
+ME = "/api/me/"
+CHANGELIST = "/admin/cocart_jwt/token/"
+ADD = "/admin/cocart_jwt/token/add/"
+ACCESS_TOKEN = re.compile(r'<textarea id="cocart-jwt-access-token"[^>]*>([^<]*)</textarea>')
+REFRESH_TOKEN = re.compile(r'id="cocart-jwt-refresh-token"[^>]*value="([^"]*)"')
+LOGIN_LINK = re.compile(r'id="cocart-jwt-login-link"[^>]*value="([^"]*)"')
+
+
+def change_url(session: Token) -> str:
+    return reverse("admin:cocart_jwt_token_change", args=[quote(session.pk)])
+
+
+def mint_url(session: Token) -> str:
+    return reverse("admin:cocart_jwt_token_mint", args=[quote(session.pk)])
+
+
+def revoke_url(session: Token) -> str:
+    return reverse("admin:cocart_jwt_token_revoke", args=[quote(session.pk)])
+
+
+def history_url(session: Token) -> str:
+    return reverse("admin:cocart_jwt_token_history", args=[quote(session.pk)])
+
+
+def revoke_user_url(user: Any) -> str:
+    return reverse("admin:cocart_jwt_token_revoke_user", args=[user.pk])
+
+
+def found(pattern: re.Pattern[str], page: str) -> str | None:
+    match = pattern.search(page)
+    return html.unescape(match.group(1)) if match else None
+
+
+def create(client: Client, user: Any, **fields: Any) -> Any:
+    data = {"user": user.pk, "lifetime": "24h", "claims": "", "description": "", **fields}
+    return client.post(ADD, data)
+
+
+def issue(user: Any, **kwargs: Any) -> Token:
+    return Token.objects.issue(user, **kwargs).session
+
+
+def staff_client(django_user_model: Any, *codenames: str, username: str = "staff") -> Client:
+    staff = django_user_model.objects.create_user(username=username, password="x", is_staff=True)
+    staff.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="cocart_jwt", codename__in=codenames)
+    )
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+# -- the list ---------------------------------------------------------------------------
+
+
+def test_changelist_shows_each_session_with_its_status(admin_client, user, other_user):
+    valid = issue(user, description="CI deploy key")
+    expired = issue(other_user, description="old laptop", lifetime=timedelta(seconds=1))
+    Token.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(hours=1))
+    revoked = issue(user, description="lost phone")
+    admin_client.post(revoke_url(revoked))
+
+    response = admin_client.get(CHANGELIST)
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    for session in (valid, expired, revoked):
+        assert session.pk[:8] in page
+    assert "CI deploy key" in page and "old laptop" in page and "lost phone" in page
+    assert "alice" in page and "bob" in page
+    rows = {row.description: row for row in response.context["cl"].result_list}
+    assert rows["CI deploy key"].status == "valid"
+    assert rows["old laptop"].status == "expired"
+    assert rows["lost phone"].status == "revoked"
+    assert "icon-yes.svg" in page and "icon-clock.svg" in page and "icon-no.svg" in page
+    # Who revoked it, and why.
+    assert "Revoked by an administrator (admin)" in page
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [("valid", {"live"}), ("expired", {"expired"}), ("revoked", {"revoked"})],
+)
+def test_changelist_filters_by_status(admin_client, user, status, expected):
+    issue(user, description="live")
+    expired = issue(user, description="expired")
+    Token.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    issue(user, description="revoked").revoke(RevokeReason.LOGOUT)
+
+    response = admin_client.get(CHANGELIST, {"status": status})
+
+    assert {row.description for row in response.context["cl"].result_list} == expected
+
+
+def test_changelist_filters_by_user(admin_client, user, other_user):
+    issue(user, description="alice's")
+    issue(other_user, description="bob's")
+
+    response = admin_client.get(CHANGELIST, {"user__id__exact": other_user.pk})
+
+    assert [row.description for row in response.context["cl"].result_list] == ["bob's"]
+
+
+@pytest.mark.parametrize("query", ["alice", "ALICE@example.com", "nightly", "<sid>"])
+def test_changelist_searches_username_email_description_and_session_id(
+    admin_client, user, other_user, query
+):
+    mine = issue(user, description="nightly export")
+    issue(other_user, description="something else")
+
+    response = admin_client.get(CHANGELIST, {"q": mine.pk if query == "<sid>" else query})
+
+    assert [row.pk for row in response.context["cl"].result_list] == [mine.pk]
+
+
+def test_changelist_makes_the_same_number_of_queries_for_1_and_50_sessions(
+    admin_client, django_user_model
+):
+    def count_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            response = admin_client.get(CHANGELIST)
+        assert response.status_code == 200
+        return len(queries)
+
+    first = django_user_model.objects.create_user(username="user0")
+    issue(first)
+    admin_client.get(CHANGELIST)  # warm caches (content types) before counting
+    with_one = count_queries()
+    for number in range(1, 50):
+        session = issue(django_user_model.objects.create_user(username=f"user{number}"))
+        if number % 3 == 0:
+            admin_client.post(revoke_url(session))  # revoked rows show who revoked them
+    assert Token.objects.count() == 50
+
+    with_fifty = count_queries()
+
+    assert with_fifty == with_one
+    assert with_one <= 12, with_one
+
+
+# -- permissions ------------------------------------------------------------------------
+
+
+def test_staff_without_token_permissions_gets_403_everywhere(django_user_model, user):
+    session = issue(user)
+    client = staff_client(django_user_model)
+
+    assert client.get(CHANGELIST).status_code == 403
+    assert client.get(ADD).status_code == 403
+    assert create(client, user).status_code == 403
+    assert client.get(change_url(session)).status_code == 403
+    assert client.post(mint_url(session)).status_code == 403
+    assert client.get(revoke_url(session)).status_code == 403
+    assert client.post(revoke_url(session)).status_code == 403
+    assert client.post(revoke_user_url(user)).status_code == 403
+    assert Token.objects.count() == 1
+    assert Token.objects.get().revoked_at is None
+
+
+def test_non_staff_users_are_sent_to_the_admin_login(user, password):
+    client = Client()
+    client.login(username="alice", password=password)
+
+    response = client.get(CHANGELIST)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_view_permission_shows_but_cannot_create_mint_or_revoke(django_user_model, user):
+    session = issue(user, description="watched")
+    client = staff_client(django_user_model, "view_token")
+
+    assert client.get(CHANGELIST).status_code == 200
+    page = client.get(change_url(session))
+    assert page.status_code == 200
+    assert b"watched" in page.content
+    assert mint_url(session).encode() not in page.content
+    assert revoke_url(session).encode() not in page.content
+    assert client.get(ADD).status_code == 403
+    assert client.post(mint_url(session)).status_code == 403
+    assert client.post(revoke_url(session)).status_code == 403
+    response = client.post(
+        CHANGELIST, {"action": "revoke_selected", "_selected_action": [session.pk], "post": "yes"}
+    )
+    assert response.status_code in (200, 302)
+    session.refresh_from_db()
+    assert session.revoked_at is None
+
+
+def test_add_permission_alone_can_create(django_user_model, user):
+    client = staff_client(django_user_model, "add_token")
+
+    response = create(client, user)
+
+    assert response.status_code == 200
+    assert found(ACCESS_TOKEN, response.content.decode())
+    assert Token.objects.filter(user=user).count() == 1
+
+
+def test_change_permission_mints_and_delete_permission_revokes(django_user_model, user):
+    session = issue(user)
+    minter = staff_client(django_user_model, "view_token", "change_token", username="minter")
+    revoker = staff_client(django_user_model, "view_token", "delete_token", username="revoker")
+
+    assert minter.post(mint_url(session)).status_code == 200
+    assert minter.post(revoke_url(session)).status_code == 403
+    assert revoker.post(mint_url(session)).status_code == 403
+    assert revoker.post(revoke_url(session)).status_code == 302
+    session.refresh_from_db()
+    assert session.revoke_reason == RevokeReason.ADMIN
+
+
+# -- create -----------------------------------------------------------------------------
+
+
+def test_add_form_defaults_to_admin_token_lifetime_and_not_refreshable(admin_client, settings):
+    settings.COCART_JWT = {**settings.COCART_JWT, "ADMIN_TOKEN_LIFETIME": timedelta(hours=48)}
+
+    response = admin_client.get(ADD)
+
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert form["lifetime"].value() in ("2d", timedelta(hours=48))
+    assert 'value="2d"' in response.content.decode()
+    assert form["refreshable"].value() is False
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_create_shows_a_working_access_token_and_login_link_once(admin_client, user, api_client):
+    claims = {"scope": "orders:read", "tenant": {"id": 7}}
+
+    response = create(admin_client, user, claims=json.dumps(claims), description="warehouse robot")
+
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    page = response.content.decode()
+    access_token = found(ACCESS_TOKEN, page)
+    link = found(LOGIN_LINK, page)
+    assert access_token and link
+    assert found(REFRESH_TOKEN, page) is None  # not refreshable
+    assert link.startswith("http://testserver/api/auth/login-link/?token=")
+    session = Token.objects.get(user=user)
+    assert session.description == "warehouse robot"
+    assert session.claims == claims
+    assert session.refreshable is False
+    assert abs(session.expires_at - (session.created_at + timedelta(hours=24))) < timedelta(
+        seconds=1
+    )
+    me = api_client.get(ME, **bearer(access_token))
+    assert me.status_code == 200
+    assert me.json()["sid"] == session.pk
+    assert "&quot;scope&quot;: &quot;orders:read&quot;" in page  # the decoded claims
+    assert LoginLink.objects.get(session=session).used_at is None
+
+
+def test_create_refreshable_shows_a_refresh_token_that_refreshes(admin_client, user, api_client):
+    response = create(admin_client, user, refreshable="on", lifetime="7d")
+
+    refresh_token = found(REFRESH_TOKEN, response.content.decode())
+    assert refresh_token
+    session = Token.objects.get(user=user)
+    assert session.refreshable
+    assert abs(session.expires_at - (session.created_at + timedelta(days=7))) < timedelta(seconds=1)
+    assert refresh(api_client, refresh_token).status_code == 200
+
+
+def test_create_is_logged_with_the_admin_and_runs_behind_sensitive_post_parameters(
+    admin_client, admin_user, user
+):
+    seen: list[Any] = []
+
+    def capture(sender: Any, request: Any = None, **kwargs: Any) -> None:
+        seen.append(request)
+
+    token_issued.connect(capture)
+    try:
+        response = create(admin_client, user)
+    finally:
+        token_issued.disconnect(capture)
+
+    assert response.status_code == 200
+    assert seen and seen[0].sensitive_post_parameters == "__ALL__"
+    session = Token.objects.get(user=user)
+    entry = LogEntry.objects.get(object_id=session.pk, action_flag=ADDITION)
+    assert entry.user == admin_user
+    assert "login link" in entry.get_change_message()
+
+
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        ('["scope"]', "Enter a JSON object"),
+        ('"scope"', "Enter a JSON object"),
+        ("42", "Enter a JSON object"),
+        ('{"scope": ', "This is not valid JSON"),
+        ('{"a": NaN}', "This is not valid JSON"),
+        ('{"sub": "1"}', "&quot;sub&quot; is set by cocart_jwt"),
+        ('{"exp": 1, "sid": "x", "ok": 1}', "&quot;exp&quot;, &quot;sid&quot; are set by"),
+        ('{"a": "' + "x" * 5000 + '"}', "The claims are too long"),
+        ('{"a": "' + "é" * 1000 + '"}', "The claims are too long"),
+        ("[" * 100000, "The claims are too long"),
+        ('{"a": "nul \\u0000 byte"}', "NUL character"),
+    ],
+)
+def test_create_refuses_bad_claims_with_a_clear_message(admin_client, user, claims, message):
+    response = create(admin_client, user, claims=claims)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["claims"]
+    assert message in response.content.decode()
+    assert not Token.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "message"),
+    [
+        ("soon", "Enter a duration"),
+        ("0", "longer than zero"),
+        ("91d", "at most 90d"),
+        ("", "This field is required"),
+    ],
+)
+def test_create_refuses_bad_lifetimes(admin_client, user, lifetime, message):
+    response = create(admin_client, user, lifetime=lifetime)
+
+    assert message in response.content.decode()
+    assert not Token.objects.exists()
+
+
+def test_create_refuses_an_inactive_user(admin_client, user):
+    user.is_active = False
+    user.save()
+
+    response = create(admin_client, user)
+
+    assert "inactive" in response.content.decode()
+    assert not Token.objects.exists()
+
+
+def test_tokens_are_shown_once_and_stored_nowhere_in_clear(admin_client, user):
+    response = create(admin_client, user, refreshable="on")
+    page = response.content.decode()
+    secrets = [found(ACCESS_TOKEN, page), found(REFRESH_TOKEN, page), found(LOGIN_LINK, page)]
+    assert all(secrets)
+    link_token = secrets[2].split("token=", 1)[1]
+    session = Token.objects.get(user=user)
+
+    # Reloading the add page, or opening the session, the list or its history shows none.
+    for url in (ADD, change_url(session), CHANGELIST, history_url(session)):
+        later_response = admin_client.get(url)
+        assert later_response.status_code == 200, url
+        later = later_response.content.decode()
+        for secret in (*secrets, link_token):
+            assert secret not in later, url
+    # Not in the Django session, nor in any row: only hashes are kept.
+    stored = " ".join(
+        [
+            *(str(s.get_decoded()) for s in Session.objects.all()),
+            *(str(list(e.__dict__.values())) for e in LogEntry.objects.all()),
+            str(list(Token.objects.values_list())),
+            str(list(LoginLink.objects.values_list())),
+            str(list(RefreshToken.objects.values_list())),
+        ]
+    )
+    for secret in (*secrets, link_token):
+        assert secret not in stored
+    assert LoginLink.objects.get().token_hash == sha256_hex(link_token)
+    assert RefreshToken.objects.get().token_hash == sha256_hex(secrets[1])
+
+
+# -- view and mint ----------------------------------------------------------------------
+
+
+def test_view_page_shows_the_session_and_its_claims(admin_client, user):
+    session = issue(user, description="reporting", claims={"scope": "reports"})
+
+    response = admin_client.get(change_url(session))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert session.pk in page
+    assert "reporting" in page
+    assert "&quot;scope&quot;: &quot;reports&quot;" in page
+    assert f"&quot;sid&quot;: &quot;{session.pk}&quot;" in page
+    assert mint_url(session) in page
+    assert revoke_url(session) in page
+    assert revoke_user_url(user) in page
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_mint_shows_a_fresh_access_token_of_the_same_session_and_a_new_link(
+    admin_client, admin_user, user, api_client
+):
+    session = issue(user, refreshable=False, lifetime=timedelta(hours=2))
+
+    response = admin_client.post(mint_url(session))
+
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    page = response.content.decode()
+    access_token = found(ACCESS_TOKEN, page)
+    assert access_token and found(LOGIN_LINK, page)
+    assert found(REFRESH_TOKEN, page) is None
+    me = api_client.get(ME, **bearer(access_token))
+    assert me.status_code == 200 and me.json()["sid"] == session.pk
+    assert Token.objects.count() == 1
+    assert LoginLink.objects.filter(session=session, created_by=admin_user).count() == 1
+    entry = LogEntry.objects.get(object_id=session.pk, action_flag=CHANGE)
+    assert entry.user == admin_user and "Minted" in entry.get_change_message()
+    # Shown once: the view page does not show it again.
+    assert access_token not in admin_client.get(change_url(session)).content.decode()
+
+
+def test_mint_needs_a_post_and_a_live_session(admin_client, user):
+    session = issue(user)
+
+    assert admin_client.get(mint_url(session)).status_code == 302
+    assert not LoginLink.objects.exists()
+    session.revoke(RevokeReason.LOGOUT)
+    response = admin_client.post(mint_url(session), follow=True)
+    assert "This session is revoked" in response.content.decode()
+    assert not LoginLink.objects.exists()
+    assert admin_client.post(mint_url(session)[:-6] + "nope/mint/").status_code == 404
+
+
+# -- revoke -----------------------------------------------------------------------------
+
+
+def test_revoke_one_asks_then_revokes_and_logs_who(admin_client, admin_user, user, api_client):
+    issued = Token.objects.issue(user)
+    session = issued.session
+
+    confirm = admin_client.get(revoke_url(session))
+    assert confirm.status_code == 200
+    assert "Yes, revoke" in confirm.content.decode()
+    session.refresh_from_db()
+    assert session.revoked_at is None
+
+    response = admin_client.post(revoke_url(session))
+
+    assert response.status_code == 302
+    assert response["Location"] == change_url(session)
+    session.refresh_from_db()
+    assert session.revoked_at is not None
+    assert session.revoke_reason == RevokeReason.ADMIN
+    assert api_client.get(ME, **bearer(issued.access_token)).status_code == 401
+    entry = LogEntry.objects.get(object_id=session.pk, action_flag=CHANGE)
+    assert entry.user == admin_user
+    assert entry.get_change_message() == "Revoked: Revoked by an administrator."
+    view = admin_client.get(change_url(session)).content.decode()
+    assert "Revoked by an administrator (admin)" in view
+    assert mint_url(session) not in view
+
+
+def test_revoke_selected_confirms_then_revokes_only_those(admin_client, user, other_user):
+    first, second, kept = issue(user), issue(other_user), issue(user)
+    data = {"action": "revoke_selected", "_selected_action": [first.pk, second.pk]}
+
+    confirm = admin_client.post(CHANGELIST, data)
+
+    assert confirm.status_code == 200
+    assert "2 live sessions will be revoked" in confirm.content.decode()
+    assert Token.objects.live().count() == 3
+    response = admin_client.post(CHANGELIST, {**data, "post": "yes"})
+    assert response.status_code == 302
+    assert set(Token.objects.live().values_list("pk", flat=True)) == {kept.pk}
+    assert (
+        LogEntry.objects.filter(action_flag=CHANGE, object_id__in=[first.pk, second.pk]).count()
+        == 2
+    )
+    listed = admin_client.get(CHANGELIST, {"status": "revoked"})
+    assert {row.pk for row in listed.context["cl"].result_list} == {first.pk, second.pk}
+
+
+def test_revoke_all_of_the_selected_users_sessions(admin_client, user, other_user):
+    selected = issue(user)
+    issue(user)
+    issue(user)
+    untouched = issue(other_user)
+    data = {"action": "revoke_all_of_users", "_selected_action": [selected.pk]}
+
+    confirm = admin_client.post(CHANGELIST, data)
+    assert "3 live sessions will be revoked" in confirm.content.decode()
+    admin_client.post(CHANGELIST, {**data, "post": "yes"})
+
+    assert not Token.objects.live().filter(user=user).exists()
+    assert list(Token.objects.live().values_list("pk", flat=True)) == [untouched.pk]
+    assert set(Token.objects.filter(user=user).values_list("revoke_reason", flat=True)) == {
+        RevokeReason.ADMIN
+    }
+
+
+def test_revoke_every_session_of_a_user_from_the_view_page(admin_client, user, other_user):
+    issue(user)
+    issue(user)
+    untouched = issue(other_user)
+
+    confirm = admin_client.get(revoke_user_url(user))
+    assert "Revoke every session of alice?" in confirm.content.decode()
+    response = admin_client.post(revoke_user_url(user))
+
+    assert response.status_code == 302
+    assert f"user__id__exact={user.pk}" in response["Location"]
+    assert not Token.objects.live().filter(user=user).exists()
+    assert list(Token.objects.live().values_list("pk", flat=True)) == [untouched.pk]
+    assert (
+        admin_client.get(reverse("admin:cocart_jwt_token_revoke_user", args=[999])).status_code
+        == 404
+    )
+
+
+def test_sessions_are_revoked_never_deleted_from_the_admin(admin_client, user):
+    session = issue(user)
+
+    response = admin_client.get(reverse("admin:cocart_jwt_token_delete", args=[quote(session.pk)]))
+
+    assert response.status_code == 302 and response["Location"] == revoke_url(session)
+    assert Token.objects.filter(pk=session.pk).exists()
+    changelist = admin_client.get(CHANGELIST)
+    actions = [name for name, _ in changelist.context["action_form"].fields["action"].choices]
+    assert "delete_selected" not in actions
+    assert {"revoke_selected", "revoke_all_of_users"} <= set(actions)
+
+
+def test_editing_the_description_cannot_undo_a_revocation(admin_client, user):
+    session = issue(user, description="before")
+    admin_client.get(change_url(session))
+    Token.objects.filter(pk=session.pk).revoke(RevokeReason.LOGOUT)  # meanwhile
+
+    admin_client.post(change_url(session), {"description": "after"})
+
+    session.refresh_from_db()
+    assert session.revoked_at is not None
+
+
+def test_editing_the_description_of_a_live_session(admin_client, user):
+    session = issue(user, description="before")
+
+    response = admin_client.post(change_url(session), {"description": "after"})
+
+    assert response.status_code == 302
+    session.refresh_from_db()
+    assert session.description == "after"
+    assert session.revoked_at is None
+
+
+def test_session_ids_that_look_quoted_work_in_every_admin_url(admin_client, user):
+    """The admin escapes "_" in URLs; an id such as "a_41b" must not be read as "aAb"."""
+    session = Token.objects.create(
+        id="tricky_41_5F_id", user=user, expires_at=timezone.now() + timedelta(hours=1)
+    )
+
+    assert admin_client.get(change_url(session)).status_code == 200
+    assert admin_client.post(mint_url(session)).status_code == 200
+    response = admin_client.post(revoke_url(session))
+
+    assert response.status_code == 302
+    assert response["Location"] == change_url(session)
+    session.refresh_from_db()
+    assert session.revoke_reason == RevokeReason.ADMIN
+
+
+def test_the_user_field_autocompletes_through_the_user_admin(admin_client, user, other_user):
+    page = admin_client.get(ADD).content.decode()
+    assert "admin-autocomplete" in page
+
+    response = admin_client.get(
+        "/admin/autocomplete/",
+        {"app_label": "cocart_jwt", "model_name": "token", "field_name": "user", "term": "ali"},
+    )
+
+    assert response.status_code == 200
+    assert [item["text"] for item in response.json()["results"]] == ["alice"]
+
+
+def test_revoke_user_with_a_malformed_user_id_is_a_404(admin_client):
+    url = reverse("admin:cocart_jwt_token_revoke_user", args=["not-a-number"])
+
+    assert admin_client.get(url).status_code == 404
+
+
+def test_the_history_page_lists_who_created_minted_and_revoked(admin_client, user):
+    create(admin_client, user)
+    session = Token.objects.get(user=user)
+    admin_client.post(mint_url(session))
+    admin_client.post(revoke_url(session))
+
+    history = admin_client.get(history_url(session)).content.decode()
+
+    assert "Issued a token (lifetime 24h, not refreshable)" in history
+    assert "Minted a new access token and a login link" in history
+    assert "Revoked: Revoked by an administrator." in history
+
+
+def test_the_login_link_of_the_create_page_signs_the_user_in(admin_client, user):
+    link = found(LOGIN_LINK, create(admin_client, user).content.decode())
+    browser = Client()
+
+    confirm = browser.get(link.removeprefix("http://testserver"))
+    assert confirm.status_code == 200
+    response = browser.post(reverse("cocart_jwt:login-link"), {"token": link.split("=", 1)[1]})
+
+    assert response.status_code == 302
+    assert browser.session["_auth_user_id"] == str(user.pk)

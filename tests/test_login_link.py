@@ -1,0 +1,391 @@
+"""The single-use passwordless login link (``cocart_jwt:login-link``).
+
+GET confirms without using it; the CSRF-protected POST uses it exactly once (also under a
+race), starts a Django session and redirects to a same-host URL without the token. Expired,
+used, tampered or revoked links get a 400/410 page; attempts are rate limited; the link
+token is no Bearer or refresh token and never reaches a log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import time_machine
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth import user_logged_in
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from cocart_jwt import login_links
+from cocart_jwt.models import LoginLink, RevokeReason, Token
+from cocart_jwt.utils import now
+from tests.factories import bearer, refresh
+
+pytestmark = pytest.mark.django_db
+
+LINK = reverse("cocart_jwt:login-link")
+CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def new_link(user: Any, **issue_kwargs: Any) -> tuple[Token, str]:
+    session = Token.objects.issue(user, refreshable=False, **issue_kwargs).session
+    return session, login_links.issue(session).token
+
+
+def tamper(token: str) -> str:
+    """The same token with its last character changed."""
+    return token[:-1] + ("A" if token[-1] != "A" else "B")
+
+
+def get(client: Client, token: Any, **params: str) -> Any:
+    query = {"token": token, **params} if token is not None else params
+    return client.get(f"{LINK}?{urlencode(query)}")
+
+
+def post(client: Client, token: Any, **data: str) -> Any:
+    return client.post(LINK, {"token": token, **data} if token is not None else data)
+
+
+def signed_in_user_id(client: Client) -> str | None:
+    return client.session.get("_auth_user_id")
+
+
+# -- the happy path ---------------------------------------------------------------------
+
+
+def test_get_shows_a_confirm_page_and_does_not_use_the_link(client, user):
+    _, token = new_link(user)
+
+    for _ in range(3):  # a link preview, a mail scanner, the person
+        response = get(client, token)
+        assert response.status_code == 200
+
+    page = response.content.decode()
+    assert "Sign in as alice" in page
+    assert 'method="post"' in page and f'value="{token}"' in page
+    assert "no-store" in response["Cache-Control"]
+    assert response["Referrer-Policy"] == "same-origin"
+    assert LoginLink.objects.get().used_at is None
+    assert signed_in_user_id(client) is None
+
+
+def test_post_signs_in_once_and_redirects_without_the_token(client, user, settings):
+    settings.LOGIN_REDIRECT_URL = "/welcome/"
+    session, token = new_link(user)
+
+    response = post(client, token)
+
+    assert response.status_code == 302
+    assert response["Location"] == "/welcome/"
+    assert "token" not in response["Location"]
+    assert signed_in_user_id(client) == str(user.pk)
+    assert LoginLink.objects.get().used_at is not None
+    entry = LogEntry.objects.get(object_id=session.pk, action_flag=CHANGE)
+    assert entry.user == user and "login link" in entry.get_change_message()
+
+
+def test_the_confirm_form_works_with_csrf_enforced(user):
+    client = Client(enforce_csrf_checks=True)
+    _, token = new_link(user)
+
+    without = client.post(LINK, {"token": token})
+    assert without.status_code == 403
+    assert LoginLink.objects.get().used_at is None
+
+    page = get(client, token).content.decode()
+    csrf = CSRF_INPUT.search(page).group(1)
+    response = client.post(LINK, {"token": token, "csrfmiddlewaretoken": csrf})
+
+    assert response.status_code == 302
+    assert signed_in_user_id(client) == str(user.pk)
+
+
+def test_the_confirming_post_runs_behind_sensitive_post_parameters(client, user):
+    _, token = new_link(user)
+    seen: list[Any] = []
+
+    def capture(sender: Any, request: Any, **kwargs: Any) -> None:
+        seen.append(request)
+
+    user_logged_in.connect(capture)
+    try:
+        post(client, token)
+    finally:
+        user_logged_in.disconnect(capture)
+
+    assert seen and list(seen[0].sensitive_post_parameters) == ["token"]
+
+
+def test_link_lives_login_link_lifetime(client, user, settings):
+    settings.COCART_JWT = {**settings.COCART_JWT, "LOGIN_LINK_LIFETIME": timedelta(minutes=3)}
+    before = now()
+    _, token = new_link(user)
+
+    link = LoginLink.objects.get()
+    assert timedelta(minutes=3) <= link.expires_at - before < timedelta(minutes=3, seconds=5)
+
+
+def test_default_lifetime_is_ten_minutes(client, user):
+    _, token = new_link(user)
+
+    with time_machine.travel(now() + timedelta(minutes=9, seconds=50), tick=False):
+        assert get(client, token).status_code == 200
+    with time_machine.travel(now() + timedelta(minutes=10, seconds=1), tick=False):
+        assert get(client, token).status_code == 410
+        response = post(client, token)
+        assert response.status_code == 410
+        assert "expired" in response.content.decode()
+    assert signed_in_user_id(client) is None
+    assert LoginLink.objects.get().used_at is None
+
+
+def test_a_link_never_outlives_its_session(client, user):
+    _, token = new_link(user, lifetime=timedelta(minutes=2))
+
+    with time_machine.travel(now() + timedelta(minutes=3), tick=False):
+        response = post(client, token)
+
+    assert response.status_code == 410
+    assert signed_in_user_id(client) is None
+
+
+# -- single use -------------------------------------------------------------------------
+
+
+def test_a_used_link_is_gone(client, user):
+    _, token = new_link(user)
+    assert post(client, token).status_code == 302
+
+    other = Client()
+    again = post(other, token)
+    assert again.status_code == 410
+    assert "already been used" in again.content.decode()
+    assert get(other, token).status_code == 410
+    assert signed_in_user_id(other) is None
+
+
+def run_together(count: int, target: Any) -> list[Any]:
+    """Start ``count`` threads at once (each with its own database connection)."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            result = target()
+        finally:
+            connection.close()
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_racing_uses_of_one_link_have_exactly_one_winner(user):
+    for _ in range(3):
+        _, token = new_link(user)
+
+        def use(token: str = token) -> str:
+            try:
+                login_links.consume(token)
+            except login_links.LinkRefused as exc:
+                return str(exc.status)
+            return "won"
+
+        assert sorted(run_together(8, use)) == ["410"] * 7 + ["won"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_racing_posts_sign_in_exactly_once(user):
+    _, token = new_link(user)
+
+    statuses = run_together(8, lambda: post(Client(), token).status_code)
+
+    assert sorted(statuses) == [302] + [410] * 7
+    assert LoginLink.objects.get().used_at is not None
+
+
+def test_consume_has_one_winner_when_the_row_was_taken_meanwhile(user):
+    """The conditional UPDATE decides, not the earlier read: a request that read the link
+    unused but lost the UPDATE is refused."""
+    _, token = new_link(user)
+    original_find = login_links.find
+
+    def find_then_lose_the_race(raw: Any) -> LoginLink:
+        link = original_find(raw)
+        LoginLink.objects.filter(pk=link.pk).update(used_at=now())  # another request won
+        return link
+
+    login_links.find = find_then_lose_the_race  # type: ignore[assignment]
+    try:
+        with pytest.raises(login_links.LinkRefused) as refused:
+            login_links.consume(token)
+    finally:
+        login_links.find = original_find  # type: ignore[assignment]
+
+    assert refused.value.status == 410
+
+
+# -- refused links ----------------------------------------------------------------------
+
+
+def test_a_tampered_link_is_a_400(client, user):
+    _, token = new_link(user)
+    tampered = tamper(token)
+
+    assert get(client, tampered).status_code == 400
+    response = post(client, tampered)
+
+    assert response.status_code == 400
+    assert "not valid" in response.content.decode()
+    assert LoginLink.objects.get().used_at is None
+    assert signed_in_user_id(client) is None
+
+
+@pytest.mark.parametrize(
+    "token", [None, "", "short", "x" * 44, "a" * 42 + "!", "é" * 43, "a" * 10000, "../" * 15]
+)
+def test_malformed_links_are_a_400(client, user, token):
+    new_link(user)
+
+    assert get(client, token).status_code == 400
+    assert post(client, token).status_code == 400
+    assert signed_in_user_id(client) is None
+
+
+def test_a_link_of_a_revoked_session_is_gone(client, user):
+    session, token = new_link(user)
+    session.revoke(RevokeReason.ADMIN)
+
+    assert get(client, token).status_code == 410
+    response = post(client, token)
+
+    assert response.status_code == 410
+    assert "session of this login link has ended" in response.content.decode()
+    assert signed_in_user_id(client) is None
+
+
+def test_a_link_of_an_inactive_user_is_gone(client, user, settings):
+    settings.COCART_JWT = {**settings.COCART_JWT, "REVOKE_ON": []}
+    _, token = new_link(user)
+    user.is_active = False
+    user.save()
+
+    assert get(client, token).status_code == 410
+    assert post(client, token).status_code == 410
+    assert signed_in_user_id(client) is None
+
+
+def test_a_link_whose_session_was_deleted_is_a_400(client, user):
+    session, token = new_link(user)
+    session.delete()
+
+    assert post(client, token).status_code == 400
+
+
+# -- redirects --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/",
+        "//evil.example/path",
+        "///evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "https:evil.example",
+        "javascript:alert(1)",
+        " https://evil.example",
+        "http://testserver.evil.example/",
+        "http://testserver@evil.example/",
+        "http://evil.example\\@testserver/",
+    ],
+)
+def test_next_cannot_redirect_to_another_site(client, user, settings, target):
+    settings.LOGIN_REDIRECT_URL = "/home/"
+    _, token = new_link(user)
+
+    response = post(client, token, next=target)
+
+    assert response.status_code == 302
+    assert response["Location"] == "/home/"
+
+
+@pytest.mark.parametrize("target", ["/orders/?page=2", "http://testserver/cart/"])
+def test_next_on_the_same_site_is_followed(client, user, target):
+    _, token = new_link(user)
+
+    response = post(client, token, next=target)
+
+    assert response["Location"] == target
+
+
+def test_next_from_the_link_is_carried_by_the_confirm_page(client, user):
+    _, token = new_link(user)
+
+    page = get(client, token, next="/orders/").content.decode()
+
+    assert 'name="next" value="/orders/"' in page
+
+
+# -- the link token is nothing else -----------------------------------------------------
+
+
+def test_the_link_token_is_not_a_bearer_or_refresh_token(api_client, user):
+    _, token = new_link(user)
+
+    assert api_client.get("/api/me/", **bearer(token)).status_code == 401
+    assert refresh(api_client, token).status_code == 401
+    assert LoginLink.objects.get().used_at is None
+
+
+def test_the_link_token_never_reaches_a_log(client, user, caplog):
+    caplog.set_level(logging.DEBUG)
+    _, token = new_link(user)
+    session, expired = new_link(user)
+    LoginLink.objects.filter(session=session).update(expires_at=now() - timedelta(seconds=1))
+
+    get(client, token)
+    post(client, token)
+    post(client, token)  # used
+    post(client, expired)
+    post(client, tamper(token))  # unknown
+
+    assert any("Login link" in record.getMessage() for record in caplog.records)
+    for record in caplog.records:
+        text = record.getMessage() + repr(record.args) + str(getattr(record, "request", ""))
+        assert token[:-1] not in text and expired[:-1] not in text
+
+
+@pytest.mark.rate_limits
+def test_link_attempts_are_rate_limited_per_ip(client, user, settings):
+    settings.COCART_JWT = {**settings.COCART_JWT, "RATE_LIMITS": {"login_link": "2/min"}}
+    _, token = new_link(user)
+
+    assert get(client, token).status_code == 200
+    assert post(client, tamper(token)).status_code == 400
+    response = post(client, token)
+
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 1
+    assert response["X-RateLimit-Limit"] == "2"
+    assert "Too many" in response.content.decode()
+    assert LoginLink.objects.get().used_at is None
+    assert signed_in_user_id(client) is None
