@@ -81,6 +81,13 @@ def password_unchanged(user: AbstractBaseUser, fingerprint: str) -> bool:
     )
 
 
+def refresh_tokens(session: Token) -> models.QuerySet[Any]:
+    """The session's family, without building a related manager (hot path of refresh)."""
+    from .models import RefreshToken
+
+    return RefreshToken.objects.filter(session_id=session.pk)
+
+
 def user_is_active(user: AbstractBaseUser) -> bool:
     return bool(getattr(user, "is_active", True))
 
@@ -134,10 +141,13 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         """
         lifetime = jwt_settings.REFRESH_TOKEN_LIFETIME if lifetime is None else lifetime
         with transaction.atomic():
-            self._lock_user(user)
+            cap = jwt_settings.MAX_TOKENS_PER_USER
+            if cap:
+                self._lock_user(user)
             # Read the clock under the lock: created_at then orders sessions as the cap does.
             at = now()
-            self._evict_beyond_cap(user, at)
+            if cap:
+                self._evict_beyond_cap(user, cap, at)
             session = self.create(
                 user=user,
                 created_at=at,
@@ -170,7 +180,7 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
             )
             if locked is None:
                 return None
-            locked.refresh_tokens.filter(used_at__isnull=True).update(used_at=at)
+            refresh_tokens(locked).filter(used_at__isnull=True).update(used_at=at)
             return self._extend(locked, at, request)
 
     def rotate(self, refresh_token: str, *, request: HttpRequest | None = None) -> IssuedTokens:
@@ -195,7 +205,7 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
             self._check_refreshable(session, at)
             if not jwt_settings.ROTATE_REFRESH_TOKENS:
                 return self._extend(session, at, request, refresh_token=refresh_token)
-            claimed = session.refresh_tokens.filter(token_hash=digest, used_at__isnull=True)
+            claimed = refresh_tokens(session).filter(token_hash=digest, used_at__isnull=True)
             if claimed.update(used_at=at):
                 return self._extend(session, at, request)
         self._handle_reuse(session, request)
@@ -253,18 +263,18 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
 
     def _add_refresh_token(self, session: Token, at: datetime) -> str:
         raw = new_refresh_token()
-        session.refresh_tokens.create(token_hash=sha256_hex(raw), created_at=at)
+        from .models import RefreshToken
+
+        digest = sha256_hex(raw)
+        RefreshToken.objects.create(session_id=session.pk, token_hash=digest, created_at=at)
         return raw
 
     def _lock_user(self, user: AbstractBaseUser) -> None:
         list(get_user_model()._default_manager.select_for_update().filter(pk=user.pk).values("pk"))
 
-    def _evict_beyond_cap(self, user: AbstractBaseUser, at: datetime) -> None:
+    def _evict_beyond_cap(self, user: AbstractBaseUser, cap: int, at: datetime) -> None:
         from .models import RevokeReason
 
-        cap = jwt_settings.MAX_TOKENS_PER_USER
-        if not cap:
-            return
         live = list(
             self.filter(user=user)
             .live(at)

@@ -223,3 +223,10 @@ def test_access_token_of_a_non_refreshable_session_lives_as_long_as_the_session(
 def test_access_token_of_a_refreshable_session_lives_the_access_lifetime(user):
     issued = Token.objects.issue(user, lifetime=timedelta(hours=24))
     assert issued.expires_in == 15 * 60
+
+
+def test_without_a_cap_every_session_stays_live(user, settings):
+    settings.COCART_JWT = {**settings.COCART_JWT, "MAX_TOKENS_PER_USER": None}
+    for _ in range(12):
+        Token.objects.issue(user)
+    assert Token.objects.live().filter(user=user).count() == 12
