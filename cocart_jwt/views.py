@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import Any, cast
 
 from django.contrib.auth import authenticate, user_logged_in
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.decorators import method_decorator
@@ -163,10 +164,12 @@ class LoginView(PublicView):
         if user is None:
             logger.info("Login refused: wrong credentials, or an inactive user")
             raise invalid_credentials()
-        user_logged_in.send(sender=type(user), request=request._request, user=user)
-        issued = self.renew_bearer_session(request, user)
-        if issued is None:
-            issued = Token.objects.issue(user, request=request._request)
+        # One transaction (one commit) for last_login and the new session.
+        with transaction.atomic():
+            user_logged_in.send(sender=type(user), request=request._request, user=user)
+            issued = self.renew_bearer_session(request, user)
+            if issued is None:
+                issued = Token.objects.issue(user, request=request._request)
         return token_response(issued)
 
     def get_credentials(self, request: Request) -> tuple[str, str]:
