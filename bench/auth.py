@@ -59,21 +59,34 @@ class Result:
     queries: int
 
 
-def measure(name: str, call: Callable[[], Any], iterations: int, batches: int) -> Result:
+def measure_all(
+    cases: dict[str, Callable[[], Any]],
+    iterations: int,
+    batches: int,
+    settings_for: Callable[[str], Any] = lambda name: nullcontext(),
+) -> list[Result]:
+    """Batches interleaved across the cases (A B C, A B C...), so that the machine's drift
+    (other load, disk flushes) falls on every case alike; the median batch of each case."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    for _ in range(max(20, iterations // 10)):
-        call()
-    with CaptureQueriesContext(connection) as queries:
-        call()
-    means = []
+    queries = {}
+    for name, call in cases.items():
+        with settings_for(name):
+            for _ in range(max(20, iterations // 10)):
+                call()
+            with CaptureQueriesContext(connection) as captured:
+                call()
+        queries[name] = len(captured)
+    means: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(batches):
-        start = time.perf_counter_ns()
-        for _ in range(iterations):
-            call()
-        means.append((time.perf_counter_ns() - start) / iterations / 1000)
-    return Result(name, statistics.median(means), len(queries))
+        for name, call in cases.items():
+            with settings_for(name):
+                start = time.perf_counter_ns()
+                for _ in range(iterations):
+                    call()
+                means[name].append((time.perf_counter_ns() - start) / iterations / 1000)
+    return [Result(name, statistics.median(means[name]), queries[name]) for name in cases]
 
 
 class Bench:
@@ -146,6 +159,10 @@ def auth_cases(bench: Bench) -> dict[str, Callable[[], Any]]:
     }
 
 
+def settings_for(name: str) -> Any:
+    return cached_mode() if name.endswith("cached") else nullcontext()
+
+
 def cached_mode() -> Any:
     """Settings of the cached case, entered once around its measurement."""
     from django.test import override_settings
@@ -199,12 +216,11 @@ def cached_mode_cost(bench: Bench, iterations: int, batches: int) -> list[Result
     token = Token.objects.issue(bench.user).access_token
     cache = caches["default"]
     cache.set("bench:floor", b"x" * 600)
-    return [
-        measure(
-            "floor: verify_access_token", lambda: verify_access_token(token), iterations, batches
-        ),
-        measure("floor: one Redis GET", lambda: cache.get("bench:floor"), iterations, batches),
-    ]
+    floors = {
+        "floor: verify_access_token": lambda: verify_access_token(token),
+        "floor: one Redis GET": lambda: cache.get("bench:floor"),
+    }
+    return measure_all(floors, iterations, batches)
 
 
 def report(title: str, results: list[Result], baseline: str | None) -> str:
@@ -256,21 +272,21 @@ def main() -> None:
     if args.profile:
         profile(auth, args.profile, iterations)
         return
-    requests = []
-    for name, call in auth.items():
-        with cached_mode() if name.endswith("cached") else nullcontext():
-            requests.append(measure(name, call, iterations, batches))
     sections = [
-        report("Authenticated request", requests, "simplejwt"),
+        report(
+            "Authenticated request",
+            measure_all(auth, iterations, batches, settings_for),
+            "simplejwt",
+        ),
         report("Floor of the cached mode", cached_mode_cost(bench, iterations, batches), None),
         report(
             "Login",
-            [measure(n, c, iterations // 4, batches) for n, c in login_cases(bench).items()],
+            measure_all(login_cases(bench), iterations // 4, batches),
             "simplejwt login",
         ),
         report(
             "Refresh",
-            [measure(n, c, iterations // 4, batches) for n, c in refresh_cases(bench).items()],
+            measure_all(refresh_cases(bench), iterations // 4, batches),
             "simplejwt refresh (rotation + blacklist)",
         ),
     ]
@@ -284,7 +300,7 @@ def profile(cases: dict[str, Callable[[], Any]], name: str, iterations: int) -> 
     wanted = {key.replace(" ", "-"): call for key, call in cases.items()}
     call = wanted[name]
     profiler = Profiler(interval=0.0001)
-    with cached_mode() if name.endswith("cached") else nullcontext(), profiler:
+    with settings_for(name), profiler:
         for _ in range(iterations * 5):
             call()
     print(profiler.output_text(unicode=True, color=False, show_all=False))
