@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "cocart_jwt",
+    "drf_spectacular",
     "example_project.store",
 ]
 
@@ -141,6 +142,15 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "example_project.store.views.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Example store API",
+    "DESCRIPTION": "A tiny headless store behind cocart_jwt: log in, then send the access "
+    "token as `Authorization: Bearer <token>`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
 }
 
 if os.environ.get("COCART_JWT_SIGNING_KEY"):

@@ -1,3 +1,5 @@
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -9,6 +11,11 @@ class MeView(APIView):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(
+        responses=inline_serializer(
+            "Me", {"id": serializers.CharField(), "username": serializers.CharField()}
+        )
+    )
     def get(self, request: Request) -> Response:
         user = request.user
         return Response({"id": str(user.pk), "username": user.get_username()})

@@ -704,3 +704,23 @@ def test_database_and_cache_come_from_the_environment(tmp_path: Path) -> None:
         "django_redis.cache.RedisCache",
         "redis://cache.internal:6379/2",
     ]
+
+
+def test_the_store_serves_its_openapi_schema_and_swagger_ui(store: StoreServer) -> None:
+    schema = store.call("GET", "/api/schema/", params={"format": "json"})
+
+    assert schema.status_code == 200
+    document = schema.json()
+    assert document["components"]["securitySchemes"]["jwtAuth"]["scheme"] == "bearer"
+    paths = set(document["paths"])
+    assert {"/api/products/", "/api/auth/login/", "/api/auth/refresh/"} <= paths
+    assert any(path.startswith("/api/cart") for path in paths)
+    assert any(path.startswith("/api/orders") for path in paths)
+    docs = store.call("GET", "/api/docs/")
+    assert docs.status_code == 200
+    assert "swagger" in docs.text.lower()
+
+
+def test_the_store_schema_documents_every_view_without_warnings(store: StoreServer) -> None:
+    result = store.manage("spectacular", "--validate", "--fail-on-warn", "--file", os.devnull)
+    assert result.returncode == 0, result.stderr[-2000:]

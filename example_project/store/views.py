@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import Http404
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status, viewsets
 from rest_framework.exceptions import (
     APIException,
@@ -84,6 +85,7 @@ class CartView(APIView):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(responses={200: CartSerializer})
     def get(self, request: Request) -> Response:
         items = list(CartItem.objects.filter(cart__user=request.user).select_related("product"))
         return Response(CartSerializer.of(items))
@@ -97,6 +99,9 @@ class CartItemListView(APIView):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(
+        request=CartItemSerializer, responses={200: CartItemSerializer, 201: CartItemSerializer}
+    )
     def post(self, request: Request) -> Response:
         serializer = CartItemSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
