@@ -1,9 +1,24 @@
 from django.db import transaction
-from django.urls import path
+from django.urls import path, register_converter
 
 from . import link_views, views
 
 app_name = "cocart_jwt"
+
+
+class SessionIdConverter:
+    """A session id is url-safe base64: anything else (a NUL byte, 10 KB) is a plain 404."""
+
+    regex = "[A-Za-z0-9_-]{1,64}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(SessionIdConverter, "session_id")
 
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
@@ -14,7 +29,7 @@ urlpatterns = [
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("logout/all/", views.LogoutAllView.as_view(), name="logout-all"),
     path("sessions/", views.SessionListView.as_view(), name="sessions"),
-    path("sessions/<str:session_id>/", views.SessionDetailView.as_view(), name="session"),
+    path("sessions/<session_id:session_id>/", views.SessionDetailView.as_view(), name="session"),
     path("jwks.json", views.JWKSView.as_view(), name="jwks"),
     path("login-link/", link_views.LoginLinkView.as_view(), name="login-link"),
 ]

@@ -635,3 +635,9 @@ def test_the_login_link_of_the_create_page_signs_the_user_in(admin_client, user)
 
     assert response.status_code == 302
     assert browser.session["_auth_user_id"] == str(user.pk)
+
+
+@pytest.mark.parametrize("method, view", [("get", "change"), ("get", "revoke"), ("post", "mint")])
+def test_a_session_id_with_a_nul_byte_is_not_found_rather_than_a_500(admin_client, method, view):
+    response = getattr(admin_client, method)(f"/admin/cocart_jwt/token/a%00b/{view}/")
+    assert response.status_code in (302, 404)  # the change view redirects with a message

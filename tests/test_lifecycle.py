@@ -463,3 +463,10 @@ def test_a_login_error_report_hides_the_password(rf, user, password):
     cleansed = SafeExceptionReporterFilter().get_post_parameters(request)
     assert cleansed["password"] != password
     assert cleansed["username"] == "alice"
+
+
+@pytest.mark.parametrize("session_id", ["a%00b", "a" * 100, "not.an.id"])
+def test_deleting_a_session_with_an_impossible_id_is_404(api_client, user, password, session_id):
+    tokens = login(api_client, "alice", password).json()
+    url = f"/api/auth/sessions/{session_id}/"
+    assert api_client.delete(url, **bearer(tokens["access_token"])).status_code == 404
