@@ -33,13 +33,13 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from . import login_links
-from .admin_revoke import RevokeAdminMixin, no_store, sensitive
+from .admin_revoke import RevokeAdminMixin, sensitive
 from .forms import TokenCreateForm, format_lifetime
 from .login_links import IssuedLink
 from .managers import IssuedTokens, user_is_active
 from .models import RevokeReason, Status, Token
 from .tokens import decode_json_object, mint_access_token
-from .utils import now
+from .utils import no_store, now
 
 STATUS_ICONS = {
     Status.VALID: "admin/img/icon-yes.svg",

@@ -26,16 +26,10 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from .managers import TokenQuerySet
 from .models import RevokeReason, Status, Token
+from .utils import no_store
 
-NO_STORE = "no-store, no-cache, must-revalidate, private, max-age=0"
 REVOKE_TEMPLATE = "admin/cocart_jwt/token/revoke_confirmation.html"
 sensitive = method_decorator(sensitive_post_parameters())
-
-
-def no_store(response: HttpResponse) -> HttpResponse:
-    response["Cache-Control"] = NO_STORE
-    response["Pragma"] = "no-cache"
-    return response
 
 
 def revoke_message() -> str:

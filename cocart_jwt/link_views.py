@@ -30,7 +30,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from . import login_links, ratelimit
 from .login_links import LinkRefused
 from .models import LoginLink
-from .utils import client_ip
+from .utils import client_ip, no_store
 
 logger = logging.getLogger("cocart_jwt")
 
@@ -45,7 +45,7 @@ def private(response: HttpResponse) -> HttpResponse:
     ``same-origin``, not ``no-referrer``: with the latter browsers send ``Origin: null`` on
     the confirming POST, which Django's CSRF check refuses.
     """
-    response["Cache-Control"] = "no-store, no-cache, must-revalidate, private, max-age=0"
+    no_store(response)
     response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response

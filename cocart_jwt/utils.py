@@ -66,6 +66,16 @@ def client_ip(request: Any) -> str | None:
     return address
 
 
+NO_STORE = "no-store, no-cache, must-revalidate, private, max-age=0"
+
+
+def no_store(response: Any) -> Any:
+    """A page that carries a token or a login link: never cached, anywhere."""
+    response["Cache-Control"] = NO_STORE
+    response["Pragma"] = "no-cache"
+    return response
+
+
 def user_agent(request: Any) -> str:
     return str(request.META.get("HTTP_USER_AGENT", ""))[:USER_AGENT_MAX_LENGTH]
 
