@@ -68,6 +68,9 @@ class Token(models.Model):
     # An HMAC of the user's password hash at issue: a refresh after a password change fails
     # even when the change bypassed save() (and REVOKE_ON).
     password_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
+    # Issued without its holder's request (CLI, admin for another user): under BIND_TO_IP /
+    # BIND_TO_USER_AGENT the first use records the holder's IP and user agent.
+    bind_on_first_use = models.BooleanField(default=False, editable=False)
 
     objects = TokenManager()
 
@@ -78,6 +81,9 @@ class Token(models.Model):
         verbose_name = _("token")
         verbose_name_plural = _("tokens")
         ordering = ["-created_at"]
+        permissions = [
+            ("issue_for_others", _("Can issue tokens and login links for other users")),
+        ]
         indexes = [
             models.Index(
                 fields=["user", "created_at"],
@@ -165,6 +171,11 @@ class LoginLink(models.Model):
         related_name="+",
         verbose_name=_("created by"),
     )
+    # An HMAC of the user's password hash when the link was made: any password change since,
+    # even one that bypassed save(), kills the link.
+    password_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
+    # The Django session the link started; deleted when the registry session is revoked.
+    django_session_key = models.CharField(max_length=40, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("login link")
