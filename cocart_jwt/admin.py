@@ -3,6 +3,8 @@
 Permissions map onto the model's: *view* lists and shows sessions, *add* creates one,
 *change* mints a fresh access token and login link of a session (and edits its
 description), *delete* revokes (rows are never deleted here: revoked sessions stay listed).
+Issuing for another user is impersonation: the create form, the mint view and the user
+autocomplete ask ``cocart_jwt.impersonation`` who may issue for whom.
 Every page that carries a token is rendered from the POST that made it, never stored,
 sent with ``Cache-Control: no-store`` behind ``sensitive_post_parameters``, and logged.
 """
@@ -33,11 +35,15 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from . import login_links
+from .admin_autocomplete import URL_NAME as USER_AUTOCOMPLETE
+from .admin_autocomplete import UserAutocomplete, UserAutocompleteView
 from .admin_revoke import RevokeAdminMixin, sensitive
 from .forms import TokenCreateForm, format_lifetime
+from .impersonation import MINT, may_issue_for, refused_attempt
 from .login_links import IssuedLink
 from .managers import IssuedTokens, user_is_active
 from .models import RevokeReason, Status, Token
+from .shown_once import ShownOnce
 from .tokens import decode_json_object, mint_access_token
 from .utils import no_store, now
 
@@ -204,10 +210,14 @@ class TokenAdmin(RevokeAdminMixin, admin.ModelAdmin):
             fields.append(f"user__{email}")
         return [*fields, "description", "=id"]
 
-    def get_autocomplete_fields(self, request: HttpRequest) -> list[str]:
-        """``user`` autocompletes when the user admin can search (Django's UserAdmin can)."""
-        user_admin = self.admin_site._registry.get(get_user_model())
-        return ["user"] if user_admin is not None and user_admin.search_fields else []
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        """``user`` autocompletes from this admin's own view: only users the actor may issue
+        for (the form narrows its choices to the same users)."""
+        if db_field.name == "user":
+            kwargs.setdefault(
+                "widget", UserAutocomplete(db_field, self.admin_site, using=kwargs.get("using"))
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return self.has_delete_permission(request)
@@ -248,7 +258,11 @@ class TokenAdmin(RevokeAdminMixin, admin.ModelAdmin):
     ) -> type[ModelForm]:
         if obj is None:
             kwargs["form"] = TokenCreateForm
-        return super().get_form(request, obj, change, **kwargs)
+        form = super().get_form(request, obj, change, **kwargs)
+        if obj is None:
+            # The admin builds the form without our arguments: bind who issues to the class.
+            form = type(form.__name__, (form,), {"actor": request.user})
+        return form
 
     # -- create: issue, then show the tokens once ------------------------------------------
 
@@ -265,6 +279,8 @@ class TokenAdmin(RevokeAdminMixin, admin.ModelAdmin):
             description=data["description"],
             claims=data["claims"],
             request=request,
+            # For another user, this request is not the holder's: bind on first use.
+            holder_request=data["user"].pk == request.user.pk,
         )
         link = login_links.issue(issued.session, created_by=request.user)
         setattr(request, ISSUED_ATTR, (issued, link))
@@ -318,11 +334,12 @@ class TokenAdmin(RevokeAdminMixin, admin.ModelAdmin):
             "title": title,
             "opts": self.opts,
             "session": session,
-            "access_token": access_token,
+            # ShownOnce: a context is logged (repr) by django.template at DEBUG.
+            "access_token": ShownOnce(access_token),
             "access_expires_at": access_expires_at,
-            "refresh_token": refresh_token,
+            "refresh_token": None if refresh_token is None else ShownOnce(refresh_token),
             "claims": json.dumps(decoded_claims(access_token), indent=2, ensure_ascii=False),
-            "login_link": link.url(request),
+            "login_link": ShownOnce(link.url(request)),
             "login_link_expires_at": link.expires_at,
             "has_view_permission": self.has_view_permission(request, session),
         }
@@ -348,11 +365,12 @@ class TokenAdmin(RevokeAdminMixin, admin.ModelAdmin):
         extra: dict[str, Any] = {
             "show_delete": False,
             "show_save_and_add_another": False,
-            "can_mint": self.has_change_permission(request),
+            "can_mint": False,
             "can_revoke": self.has_revoke_permission(request),
         }
         session = self.get_object(request, unquote(object_id))
         if session is not None:
+            extra["can_mint"] = may_issue_for(request.user, session.user, MINT)
             extra["title"] = gettext("Token of %(user)s") % {"user": session.user.get_username()}
             extra["subtitle"] = session.pk
         return no_store(
@@ -368,7 +386,9 @@ class TokenAdmin(RevokeAdminMixin, admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
         name = f"{self.opts.app_label}_{self.opts.model_name}"
+        users = UserAutocompleteView.as_view(admin_site=self.admin_site, model_admin=self)
         return [
+            path("user-autocomplete/", wrap(users), name=USER_AUTOCOMPLETE),
             path("<path:object_id>/mint/", wrap(self.mint_view), name=f"{name}_mint"),
             path("<path:object_id>/revoke/", wrap(self.revoke_view), name=f"{name}_revoke"),
             path(
@@ -401,6 +421,8 @@ class TokenAdmin(RevokeAdminMixin, admin.ModelAdmin):
         if not self.has_change_permission(request):
             raise PermissionDenied
         session = self.session_or_404(request, object_id)
+        if refused_attempt(request.user, session.user, MINT):
+            raise PermissionDenied  # a token of another user's session is impersonation
         change_url = self.url("change", session.pk)
         if request.method != "POST":
             return HttpResponseRedirect(change_url)

@@ -5,16 +5,24 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.utils.dateparse import parse_duration
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from .impersonation import (
+    CREATE,
+    issuable_users,
+    may_issue_for_anyone,
+    may_issue_for_others,
+    refused_attempt,
+)
 from .models import Token
 from .settings import jwt_settings
-from .tokens import RESERVED_CLAIMS
+from .tokens import refused_claims
 
 # The claims as they go into the token (compact JSON, non-ASCII escaped), at most this long:
 # the access token then stays far below the 8 KiB the verifier accepts.
@@ -113,16 +121,55 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def quoted(names: list[str]) -> str:
+    return ", ".join(f'"{name}"' for name in names)
+
+
+def reserved_claim_errors(claims: dict[str, Any]) -> list[forms.ValidationError]:
+    """One error per kind of reserved name in ``claims``, naming them and saying why."""
+    set_by_app, authority = refused_claims(claims)
+    errors = []
+    if set_by_app:
+        errors.append(
+            forms.ValidationError(
+                ngettext(
+                    "%(names)s is set by cocart_jwt on every token and cannot be given here.",
+                    "%(names)s are set by cocart_jwt on every token and cannot be given here.",
+                    len(set_by_app),
+                )
+                % {"names": quoted(set_by_app)},
+                code="reserved",
+            )
+        )
+    if authority:
+        errors.append(
+            forms.ValidationError(
+                ngettext(
+                    "%(names)s cannot be given here: resource servers read it as what the "
+                    "token may do, which client holds it, how the user signed in or what kind "
+                    "of token it is. Additional claims are data and grant nothing.",
+                    "%(names)s cannot be given here: resource servers read them as what the "
+                    "token may do, which client holds it, how the user signed in or what kind "
+                    "of token it is. Additional claims are data and grant nothing.",
+                    len(authority),
+                )
+                % {"names": quoted(authority)},
+                code="authority",
+            )
+        )
+    return errors
+
+
 class ClaimsField(forms.CharField):
-    """Additional claims: a JSON object, without the claims cocart_jwt sets, size-limited."""
+    """Additional claims: a JSON object of data, no reserved name (tokens.py), size-limited."""
 
     widget = forms.Textarea(
-        attrs={"rows": 4, "cols": 60, "spellcheck": "false", "placeholder": '{"scope": "read"}'}
+        attrs={"rows": 4, "cols": 60, "spellcheck": "false", "placeholder": '{"tenant": "acme"}'}
     )
     default_error_messages = {
         "too_long": _("The claims are too long: at most %(max)d characters of JSON."),
         "invalid": _("This is not valid JSON: %(error)s"),
-        "not_object": _('Enter a JSON object, such as {"scope": "read"}, not %(kind)s.'),
+        "not_object": _('Enter a JSON object, such as {"tenant": "acme"}, not %(kind)s.'),
         "nul": _("The claims cannot contain the NUL character (\\u0000)."),
     }
 
@@ -156,17 +203,9 @@ class ClaimsField(forms.CharField):
         super().validate(value)
         if has_nul(value):
             raise forms.ValidationError(self.error_messages["nul"], code="nul")
-        reserved = sorted(set(value) & RESERVED_CLAIMS)
-        if reserved:
-            raise forms.ValidationError(
-                ngettext(
-                    "%(names)s is set by cocart_jwt on every token and cannot be given here.",
-                    "%(names)s are set by cocart_jwt on every token and cannot be given here.",
-                    len(reserved),
-                )
-                % {"names": ", ".join(f'"{name}"' for name in reserved)},
-                code="reserved",
-            )
+        refused = reserved_claim_errors(value)
+        if refused:
+            raise forms.ValidationError(refused)
         if len(json.dumps(value, separators=(",", ":"))) > MAX_CLAIMS_LENGTH:
             raise self.too_long()
 
@@ -174,6 +213,13 @@ class ClaimsField(forms.CharField):
         return forms.ValidationError(
             self.error_messages["too_long"], code="too_long", params={"max": MAX_CLAIMS_LENGTH}
         )
+
+
+NOT_PERMITTED = _(
+    "You may not issue a token for this user. You may issue for yourself; for another user "
+    "only with the permission “Can issue tokens and login links for other users”, and only "
+    "for a user who is neither staff nor superuser and holds no permission you lack."
+)
 
 
 class TokenCreateForm(forms.ModelForm):
@@ -192,8 +238,10 @@ class TokenCreateForm(forms.ModelForm):
         label=_("Additional claims"),
         required=False,
         help_text=_(
-            'A JSON object added to the token, such as {"scope": "read"}. '
-            "The registered claims (iss, sub, aud, iat, nbf, exp, jti, sid) cannot be set."
+            'A JSON object added to the token as data, such as {"tenant": "acme"}; it '
+            "grants nothing. The claims cocart_jwt sets (iss, sub, aud, iat, nbf, exp, jti, "
+            "sid) and those that carry authority or login facts (scope, scp, client_id, azp, "
+            "act, may_act, cnf, auth_time, acr, amr, nonce, typ, token_use) cannot be set."
         ),
     )
 
@@ -209,15 +257,40 @@ class TokenCreateForm(forms.ModelForm):
             "description": _("What the token is for, to recognise it in this list."),
         }
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    # Who issues: the admin binds the signed-in user (TokenAdmin.get_form); others pass
+    # ``actor=``. Without an actor no user can be chosen.
+    actor: Any = None
+
+    def __init__(self, *args: Any, actor: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if actor is not None:
+            self.actor = actor
         self.fields["lifetime"].initial = jwt_settings.ADMIN_TOKEN_LIFETIME
         self.fields["refreshable"].initial = False
+        self.limit_users()
+
+    def limit_users(self) -> None:
+        """Offer only the users the actor may issue for; the choices work without JavaScript."""
+        field = cast(forms.ModelChoiceField, self.fields["user"])
+        if self.actor is None:
+            field.queryset = get_user_model()._default_manager.none()
+        else:
+            field.queryset = issuable_users(self.actor, CREATE)
+            if not may_issue_for_others(self.actor, CREATE):
+                field.initial = self.actor.pk  # the only choice: chosen already
+        if self.actor is None or not may_issue_for_anyone(self.actor, CREATE):
+            # A refused user is not among the choices: say why, not "Select a valid choice".
+            field.error_messages = {**field.error_messages, "invalid_choice": NOT_PERMITTED}
 
     def clean_user(self) -> Any:
         user = self.cleaned_data.get("user")
-        if user is not None and not getattr(user, "is_active", True):
+        if user is None:
+            return user
+        if not getattr(user, "is_active", True):
             raise forms.ValidationError(
                 _("This user is inactive: a token of theirs would be refused."), code="inactive"
             )
+        # The last word on the user, whatever the choices let through.
+        if self.actor is None or refused_attempt(self.actor, user, CREATE):
+            raise forms.ValidationError(NOT_PERMITTED, code="not_permitted")
         return user

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 from datetime import timedelta
 from typing import Any
@@ -220,20 +221,23 @@ def test_view_permission_shows_but_cannot_create_mint_or_revoke(django_user_mode
     assert session.revoked_at is None
 
 
-def test_add_permission_alone_can_create(django_user_model, user):
+def test_add_permission_alone_creates_for_oneself(django_user_model):
+    # For another user it also takes issue_for_others: tests/test_impersonation.py.
     client = staff_client(django_user_model, "add_token")
+    staff = django_user_model.objects.get(username="staff")
 
-    response = create(client, user)
+    response = create(client, staff)
 
     assert response.status_code == 200
     assert found(ACCESS_TOKEN, response.content.decode())
-    assert Token.objects.filter(user=user).count() == 1
+    assert Token.objects.filter(user=staff).count() == 1
 
 
-def test_change_permission_mints_and_delete_permission_revokes(django_user_model, user):
-    session = issue(user)
+def test_change_permission_mints_and_delete_permission_revokes(django_user_model):
     minter = staff_client(django_user_model, "view_token", "change_token", username="minter")
     revoker = staff_client(django_user_model, "view_token", "delete_token", username="revoker")
+    # Minting a session of another user also takes issue_for_others (test_impersonation.py).
+    session = issue(django_user_model.objects.get(username="minter"))
 
     assert minter.post(mint_url(session)).status_code == 200
     assert minter.post(revoke_url(session)).status_code == 403
@@ -260,7 +264,7 @@ def test_add_form_defaults_to_admin_token_lifetime_and_not_refreshable(admin_cli
 
 
 def test_create_shows_a_working_access_token_and_login_link_once(admin_client, user, api_client):
-    claims = {"scope": "orders:read", "tenant": {"id": 7}}
+    claims = {"region": "eu-west", "tenant": {"id": 7}}
 
     response = create(admin_client, user, claims=json.dumps(claims), description="warehouse robot")
 
@@ -282,7 +286,7 @@ def test_create_shows_a_working_access_token_and_login_link_once(admin_client, u
     me = api_client.get(ME, **bearer(access_token))
     assert me.status_code == 200
     assert me.json()["sid"] == session.pk
-    assert "&quot;scope&quot;: &quot;orders:read&quot;" in page  # the decoded claims
+    assert "&quot;region&quot;: &quot;eu-west&quot;" in page  # the decoded claims
     assert LoginLink.objects.get(session=session).used_at is None
 
 
@@ -593,13 +597,14 @@ def test_session_ids_that_look_quoted_work_in_every_admin_url(admin_client, user
     assert session.revoke_reason == RevokeReason.ADMIN
 
 
-def test_the_user_field_autocompletes_through_the_user_admin(admin_client, user, other_user):
+def test_the_user_field_autocompletes_through_the_token_admin(admin_client, user, other_user):
+    url = reverse("admin:cocart_jwt_token_user_autocomplete")
     page = admin_client.get(ADD).content.decode()
-    assert "admin-autocomplete" in page
+    assert "admin-autocomplete" in page and f'data-ajax--url="{url}"' in page
 
+    # What select2 sends; only "term" matters to this view.
     response = admin_client.get(
-        "/admin/autocomplete/",
-        {"app_label": "cocart_jwt", "model_name": "token", "field_name": "user", "term": "ali"},
+        url, {"app_label": "cocart_jwt", "model_name": "token", "field_name": "user", "term": "ali"}
     )
 
     assert response.status_code == 200
@@ -641,3 +646,105 @@ def test_the_login_link_of_the_create_page_signs_the_user_in(admin_client, user)
 def test_a_session_id_with_a_nul_byte_is_not_found_rather_than_a_500(admin_client, method, view):
     response = getattr(admin_client, method)(f"/admin/cocart_jwt/token/a%00b/{view}/")
     assert response.status_code in (302, 404)  # the change view redirects with a message
+
+
+# -- secrets never reach a log ----------------------------------------------------------
+
+
+class CapturedLines(logging.Handler):
+    """Every record as a handler writes it: the message and any exception's traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def template_debug_log() -> Any:
+    """``django.template`` at DEBUG, as when debugging templates: failed lookups are logged
+    with repr() of the whole context."""
+    logger = logging.getLogger("django.template")
+    handler, level = CapturedLines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler.lines
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def assert_logged_none_of(lines: list[str], secrets: list[str]) -> None:
+    assert lines, "django.template logged nothing: this test would prove nothing"
+    assert all(secrets)
+    for line in lines:
+        for secret in secrets:
+            assert secret not in line
+
+
+def test_the_create_page_logs_no_token_with_template_debug_logging(
+    admin_client, user, template_debug_log
+):
+    page = create(admin_client, user, refreshable="on").content.decode()
+    link = found(LOGIN_LINK, page)
+
+    secrets = [found(ACCESS_TOKEN, page), found(REFRESH_TOKEN, page), link]
+    assert_logged_none_of(template_debug_log, [*secrets, (link or "=").split("=", 1)[1]])
+
+
+def test_the_mint_page_logs_no_token_with_template_debug_logging(
+    admin_client, user, template_debug_log
+):
+    session = issue(user)
+
+    page = admin_client.post(mint_url(session)).content.decode()
+    link = found(LOGIN_LINK, page)
+
+    secrets = [found(ACCESS_TOKEN, page), link]
+    assert_logged_none_of(template_debug_log, [*secrets, (link or "=").split("=", 1)[1]])
+
+
+def confirm_page_with_a_failed_lookup(
+    client: Client, user: Any, settings: Any, tmp_path: Any, processors: list[str]
+) -> str:
+    """Render the login link's confirm page under a site base template that names a
+    variable nobody sets (the shipped page resolves every variable); return the link token."""
+    (tmp_path / "cocart_jwt").mkdir()
+    (tmp_path / "cocart_jwt" / "base.html").write_text(
+        "<main>{{ site_banner }}{% block content %}{% endblock %}</main>"
+    )
+    engine = settings.TEMPLATES[0]
+    settings.TEMPLATES = [
+        {**engine, "DIRS": [tmp_path], "OPTIONS": {"context_processors": processors}}
+    ]
+    link = found(LOGIN_LINK, create(client, user).content.decode())
+    token = (link or "=").split("=", 1)[1]
+    confirm = Client().get(reverse("cocart_jwt:login-link"), {"token": token})
+    assert confirm.status_code == 200 and token in confirm.content.decode()
+    return token
+
+
+def test_the_login_link_page_logs_no_token_with_template_debug_logging(
+    admin_client, user, template_debug_log, settings, tmp_path
+):
+    processors = ["django.contrib.auth.context_processors.auth"]
+
+    token = confirm_page_with_a_failed_lookup(admin_client, user, settings, tmp_path, processors)
+
+    assert_logged_none_of(template_debug_log, [token])
+
+
+def test_the_login_link_page_logs_no_token_with_the_request_context_processor(
+    admin_client, user, template_debug_log, settings, tmp_path
+):
+    processors = [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]
+
+    token = confirm_page_with_a_failed_lookup(admin_client, user, settings, tmp_path, processors)
+
+    assert_logged_none_of(template_debug_log, [token])

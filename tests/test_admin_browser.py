@@ -116,7 +116,7 @@ def create_token(page: Any, username: str) -> None:
     page.click(".field-user .select2-selection")
     page.fill(".select2-search__field", username)
     page.click(f".select2-results__option:has-text('{username}')")
-    page.fill("#id_claims", '{"scope": "orders:read"}')
+    page.fill("#id_claims", '{"region": "eu-west"}')
     page.fill("#id_description", "Warehouse scanner")
     page.click("input[name=_save]")
     page.wait_for_selector("#cocart-jwt-access-token")
@@ -141,7 +141,7 @@ def test_admin_token_journey_in_a_real_browser(browser, live_server, django_user
     assert access_token.count(".") == 2
     assert login_link.startswith(f"{base}/api/auth/login-link/?token=")
     assert "shown only this once" in admin.inner_text("#content")
-    assert '"scope": "orders:read"' in admin.inner_text(".cocart-jwt-claims")
+    assert '"region": "eu-west"' in admin.inner_text(".cocart-jwt-claims")
     copy = admin.locator("button[data-copy='cocart-jwt-access-token']")
     copy.click()
     expect(copy).to_have_text("Copied")  # the clipboard write is asynchronous
