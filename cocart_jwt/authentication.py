@@ -6,6 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any, NoReturn
 
+from django.db import router
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
@@ -51,6 +52,17 @@ class JWTAuthentication(BaseAuthentication):
     www_authenticate_realm = "api"
 
     def authenticate(self, request: Request) -> tuple[Any, Token] | None:
+        return self.verify(request, csrf=True)
+
+    def authenticate_without_csrf(self, request: Request) -> tuple[Any, Token] | None:
+        """``authenticate()`` with an access cookie accepted without a CSRF token: for a caller
+        that has its own proof the user meant the request (a login's password, sent from this
+        site, see ``cookies.cross_site_reason``)."""
+        return self.verify(request, csrf=False)
+
+    def verify(self, request: Request, *, csrf: bool) -> tuple[Any, Token] | None:
+        """The user and session of the request's access token; a cookie-borne token must pass
+        Django's CSRF check when ``csrf``."""
         raw = self.get_raw_token(request)
         from_cookie = False
         if raw is None:
@@ -68,7 +80,7 @@ class JWTAuthentication(BaseAuthentication):
         except InvalidToken as exc:
             logger.info("Access token refused: %s", exc)
             self.fail(request)
-        if from_cookie:
+        if from_cookie and csrf:
             enforce_csrf(request)
         session.access_claims = claims
         if touch_due:
@@ -141,10 +153,39 @@ class JWTAuthentication(BaseAuthentication):
             raise InvalidToken(f"user of session {session.pk} is inactive")
 
     def check_binding(self, session: Token, request: Request) -> None:
+        if not (jwt_settings.BIND_TO_IP or jwt_settings.BIND_TO_USER_AGENT):
+            return
+        if session.bind_on_first_use:
+            self.bind_to_first_use(session, request)
         if jwt_settings.BIND_TO_IP and session.ip != client_ip(request):
             raise InvalidToken(f"session {session.pk} is bound to another IP address")
         if jwt_settings.BIND_TO_USER_AGENT and session.user_agent != user_agent(request):
             raise InvalidToken(f"session {session.pk} is bound to another user agent")
+
+    def bind_to_first_use(self, session: Token, request: Request) -> None:
+        """Record this client on a session issued without its holder's request (CLI, admin).
+
+        One conditional UPDATE claims the binding, so of racing first uses exactly one wins;
+        a loser (or a stale cached snapshot) reads the winner's binding from the primary.
+        """
+        ip, agent = client_ip(request), user_agent(request)
+        claimed = Token.objects.filter(pk=session.pk, bind_on_first_use=True).update(
+            ip=ip, user_agent=agent, bind_on_first_use=False
+        )
+        if claimed:
+            logger.info("Session %s bound to its first client", session.pk)
+            session_cache.mark_stale([session.pk])  # snapshots still say "unbound"
+        else:
+            bound = (
+                Token.objects.using(router.db_for_write(Token))
+                .filter(pk=session.pk)
+                .values_list("ip", "user_agent")
+                .first()
+            )
+            if bound is None:
+                raise InvalidToken(f"session {session.pk} no longer exists")
+            ip, agent = bound
+        session.ip, session.user_agent, session.bind_on_first_use = ip, agent, False
 
     def touch_due(self, session: Token, at: datetime) -> bool:
         last_used_at = session.last_used_at

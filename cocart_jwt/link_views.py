@@ -2,7 +2,8 @@
 
 A GET only shows a confirm page, so a link preview or a mail scanner that fetches the URL
 does not use the link up. The POST (CSRF-protected) consumes it atomically, starts a Django
-session for its user and redirects to ``LOGIN_REDIRECT_URL`` or a same-host ``next``, a URL
+session for its user (tied to the link's registry session: it ends when that one is revoked,
+and expires no later) and redirects to ``LOGIN_REDIRECT_URL`` or a same-host ``next``, a URL
 without the token. Refusals are small pages: 400 (malformed or unknown link), 410 (expired,
 used, revoked), 429 (rate limited, per client IP, limit ``login_link``).
 """
@@ -10,12 +11,13 @@ used, revoked), 429 (rate limited, per client IP, limit ``login_link``).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
 from django.utils.decorators import method_decorator
@@ -30,6 +32,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from . import login_links, ratelimit
 from .login_links import LinkRefused
 from .models import LoginLink
+from .shown_once import ShownOnce
 from .utils import client_ip, no_store
 
 logger = logging.getLogger("cocart_jwt")
@@ -98,6 +101,19 @@ def backend_path() -> str:
     return paths[0] if paths else MODEL_BACKEND
 
 
+def forget_token_in_url(request: HttpRequest) -> None:
+    """Drop the token from this request's query string once it has been read.
+
+    The pages render with the request in their context, and ``repr(request)`` shows its full
+    URL: a template that logs its context (``django.template`` at DEBUG) would log the token.
+    """
+    query = request.GET.copy()
+    query.pop("token", None)
+    query._mutable = False
+    request.GET = cast(Any, query)
+    request.META["QUERY_STRING"] = query.urlencode()
+
+
 def log_sign_in(link: LoginLink) -> None:
     """An admin ``LogEntry`` on the session: its user signed in with a login link."""
     if not apps.is_installed("django.contrib.admin"):
@@ -130,13 +146,14 @@ class LoginLinkView(View):
     @method_decorator(sensitive_variables("raw"))
     def get(self, request: HttpRequest) -> HttpResponse:
         raw = request.GET.get("token")
+        forget_token_in_url(request)
         try:
             link = login_links.inspect(raw)
         except LinkRefused as exc:
             return refused_page(request, exc)
         context = {
             "title": gettext_lazy("Sign in"),
-            "token": raw,
+            "token": ShownOnce(raw),  # a context is logged (repr) by django.template at DEBUG
             "next": request.GET.get("next", ""),
             "username": link.session.user.get_username(),
             "host": request.get_host(),
@@ -153,6 +170,11 @@ class LoginLinkView(View):
             return refused_page(request, exc)
         user = link.session.user
         login(request, user, backend=backend_path())
+        if not login_links.bind_browser_session(link, request.session):
+            # Revoked between the link check and now: the sign-in must not outlive it.
+            request.session.flush()
+            request.user = AnonymousUser()
+            return refused_page(request, login_links.session_ended("session revoked meanwhile"))
         log_sign_in(link)
         logger.info("Login link %s used: user %s signed in", link.pk, user.pk)
         return private(HttpResponseRedirect(redirect_target(request)))

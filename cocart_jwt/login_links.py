@@ -3,8 +3,13 @@
 A link token is ``secrets.token_urlsafe(32)``; only its SHA-256 is stored, in a ``LoginLink``
 row of its session. It is consumed by one conditional UPDATE (unused and unexpired), so of any
 number of concurrent uses exactly one wins. It is refused when its session is revoked or
-expired, or its user inactive. It is not a JWT and has no refresh-token row: neither the
-authentication class nor the refresh endpoint accepts it. It is never logged.
+expired, its user inactive, or the user's password changed since it was made (by any means:
+the link keeps a fingerprint of the password hash). It is not a JWT and has no refresh-token
+row: neither the authentication class nor the refresh endpoint accepts it. It is never logged.
+
+The Django session a link starts is tied to its registry session (DESIGN.md "Impersonation
+and login-link sessions"): it expires no later, and its key, recorded on the link, is deleted
+through the session engine by every revocation (``TokenQuerySet.revoke``).
 """
 
 from __future__ import annotations
@@ -12,20 +17,26 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from django.conf import settings
+from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieSessionStore
+from django.db import DatabaseError, router, transaction
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from .managers import user_is_active
+from .managers import password_fingerprint, password_unchanged, user_is_active
 from .models import LoginLink, Token
 from .settings import jwt_settings
 from .utils import now, sha256_hex
 
 if TYPE_CHECKING:
+    from django.contrib.sessions.backends.base import SessionBase
     from django.http import HttpRequest
     from django.utils.functional import Promise
 
@@ -33,6 +44,8 @@ logger = logging.getLogger("cocart_jwt")
 
 LINK_TOKEN_BYTES = 32  # 256 bits; token_urlsafe(32) is 43 characters
 LINK_TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+KEY_MAX_LENGTH = 40  # LoginLink.django_session_key; Django's own keys are 32 characters
 
 BAD_REQUEST = 400
 GONE = 410
@@ -81,6 +94,7 @@ def issue(session: Token, created_by: Any = None, at: datetime | None = None) ->
         created_at=at,
         expires_at=min(at + jwt_settings.LOGIN_LINK_LIFETIME, session.expires_at),
         created_by=created_by if getattr(created_by, "pk", None) is not None else None,
+        password_fingerprint=password_fingerprint(session.user),
     )
     return IssuedLink(link=link, token=raw)
 
@@ -95,6 +109,14 @@ def malformed(reason: str) -> LinkRefused:
 
 def gone(message: str | Promise, reason: str) -> LinkRefused:
     return LinkRefused(GONE, message, reason)
+
+
+def session_ended(reason: str) -> LinkRefused:
+    return gone(_("The session of this login link has ended. Ask for a new one."), reason)
+
+
+def outdated(reason: str) -> LinkRefused:
+    return gone(_("This login link can no longer be used. Ask for a new one."), reason)
 
 
 def find(raw: Any) -> LoginLink:
@@ -120,12 +142,14 @@ def check_usable(link: LoginLink, at: datetime, *, consumed: bool = False) -> No
         raise gone(_("This login link has expired. Ask for a new one."), "expired")
     session = link.session
     if session.revoked_at is not None or session.expires_at <= at:
-        raise gone(
-            _("The session of this login link has ended. Ask for a new one."),
-            "session revoked or expired",
-        )
+        raise session_ended("session revoked or expired")
     if not user_is_active(session.user):
         raise gone(_("This account cannot sign in."), "user inactive")
+    if not link.password_fingerprint:
+        # Made before links kept a fingerprint: a password change cannot be ruled out.
+        raise outdated("no password fingerprint (made before they were kept)")
+    if not password_unchanged(session.user, link.password_fingerprint):
+        raise outdated("password changed since the link was made")
 
 
 def inspect(raw: Any) -> LoginLink:
@@ -156,3 +180,79 @@ def consume(raw: Any) -> LoginLink:
     link.used_at = at
     check_usable(link, at, consumed=True)
     return link
+
+
+# -- the Django session a link starts ---------------------------------------------------
+
+
+def session_store() -> type[SessionBase]:
+    return import_module(settings.SESSION_ENGINE).SessionStore
+
+
+def revocable_browser_sessions() -> bool:
+    """False when sessions live in the cookie itself (signed_cookies): no server can end one."""
+    return not issubclass(session_store(), CookieSessionStore)
+
+
+def bind_browser_session(link: LoginLink, browser: SessionBase) -> bool:
+    """Tie the Django session ``link`` just signed in to the link's registry session.
+
+    It expires no later than the registry session, and its key is recorded on the link for
+    every revocation to delete. False (nothing recorded) when the registry session was
+    revoked meanwhile: the caller must end the Django session.
+    """
+    browser.set_expiry(browser_expiry(link.session.expires_at, browser))
+    key = browser_key(browser)
+    with transaction.atomic(using=router.db_for_write(Token)):
+        # A revocation holds this row lock until it commits: either it runs after us and
+        # finds the key recorded below, or we wait for it and find the session revoked.
+        live = Token.objects.select_for_update().live(now()).filter(pk=link.session_id).exists()
+        if live and key:
+            LoginLink.objects.filter(pk=link.pk).update(django_session_key=key)
+    return live
+
+
+def browser_expiry(registry_expires_at: datetime, browser: SessionBase) -> datetime:
+    """A fixed date (it never slides forward): the earliest of the registry session's end,
+    the session's own expiry and what SESSION_COOKIE_AGE gives from now."""
+    cookie_age = now() + timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    return min(registry_expires_at, browser.get_expiry_date(), cookie_age)
+
+
+def browser_key(browser: SessionBase) -> str:
+    """The key a revocation can delete the session by; "" when there is none to record."""
+    if not revocable_browser_sessions():
+        return ""  # the key would be the signed session itself; W006 warns of this engine
+    if browser.session_key is None:  # login() flushed another user's session: none yet
+        browser.save()
+    key = browser.session_key or ""
+    if len(key) > KEY_MAX_LENGTH:  # a custom engine's: it would not fit, so cannot be ended
+        logger.warning("A session key of SESSION_ENGINE is too long to record on the link")
+        return ""
+    return key
+
+
+def end_browser_sessions(sids: Collection[str]) -> None:
+    """Delete, through the session engine, the Django sessions login links of ``sids`` started.
+
+    Called by ``TokenQuerySet.revoke`` inside its transaction, before the commit.
+    """
+    links = LoginLink.objects.using(router.db_for_write(LoginLink))
+    keys = set(
+        links.filter(session_id__in=sids)
+        .exclude(django_session_key="")
+        .values_list("django_session_key", flat=True)
+    )
+    store = session_store()()
+    failed = 0
+    for key in keys:
+        try:
+            store.delete(key)
+        except DatabaseError:
+            raise  # the revocation's own transaction may be broken: it fails whole
+        except Exception:  # a cache outage: the revocation itself must still hold
+            failed += 1
+    if failed:
+        logger.error(
+            "Could not end %d of %d browser session(s) started by login links", failed, len(keys)
+        )

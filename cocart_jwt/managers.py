@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import models, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from . import session_cache
@@ -104,28 +104,55 @@ class TokenQuerySet(models.QuerySet["Token"]):
         return self.filter(revoked_at__isnull=True, expires_at__gt=at or now())
 
     def revoke(self, reason: str) -> list[Token]:
-        """Revoke every live session here; the one place that sends ``token_revoked``."""
-        revoked_at = now()
+        """Revoke every unrevoked session here; the one place that sends ``token_revoked``.
+
+        Returns the sessions this call revoked. Those here that were revoked already (by a
+        raw UPDATE, say) but have not expired are repaired on the way, with no extra query:
+        their cache entries are tombstoned and their login-link browser sessions ended, as
+        for the sessions revoked now. Expired ones need neither: cache entries and
+        login-link browser sessions never outlive their session.
+        """
+        at = now()
         with transaction.atomic(savepoint=False):
-            sessions: list[Token] = list(
-                self.filter(revoked_at__isnull=True)
-                .select_related("user")
-                .select_for_update(of=("self",))
-                .order_by("created_at")
-            )
-            if not sessions:
-                return []
-            sids = [session.pk for session in sessions]
-            self.model._default_manager.filter(pk__in=sids).update(
-                revoked_at=revoked_at, revoke_reason=reason
-            )
+            sessions = self._lock_for_revoke(at)
+            revoked = [session for session in sessions if session.revoked_at is None]
+            if revoked:
+                self.model._default_manager.filter(pk__in=[s.pk for s in revoked]).update(
+                    revoked_at=at, revoke_reason=reason
+                )
             # Before the commit: a rollback leaves a tombstone on a live session (refused
-            # until the entry expires), never a revoked session that still works.
-            session_cache.mark_revoked(sids)
-            for session in sessions:
-                session.revoked_at, session.revoke_reason = revoked_at, reason
+            # until the entry expires) or a browser signed out, never a revoked session
+            # that still works.
+            session_cache.mark_revoked(session.pk for session in sessions)
+            self._end_browser_sessions(sessions)
+            for session in revoked:
+                session.revoked_at, session.revoke_reason = at, reason
                 token_revoked.send(self.model, token=session, user=session.user, reason=reason)
-        return sessions
+        return revoked
+
+    def _lock_for_revoke(self, at: datetime) -> list[Token]:
+        """The sessions here to revoke (unrevoked) or repair (revoked, unexpired), locked.
+
+        Each knows, from the same query, whether a login link started a browser session of
+        it: the common case (none) costs no second query.
+        """
+        from .models import LoginLink
+
+        started = LoginLink.objects.filter(session_id=OuterRef("pk")).exclude(django_session_key="")
+        return list(
+            self.filter(Q(revoked_at__isnull=True) | Q(expires_at__gt=at))
+            .annotate(has_browser_session=Exists(started))
+            .select_related("user")
+            .select_for_update(of=("self",))
+            .order_by("created_at")
+        )
+
+    def _end_browser_sessions(self, sessions: list[Token]) -> None:
+        started = [s.pk for s in sessions if getattr(s, "has_browser_session", False)]
+        if started:
+            from .login_links import end_browser_sessions
+
+            end_browser_sessions(started)
 
 
 class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore[misc]
@@ -138,13 +165,19 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         description: str = "",
         claims: dict[str, Any] | None = None,
         request: HttpRequest | None = None,
+        holder_request: bool = True,
     ) -> IssuedTokens:
         """Start a session for ``user`` and mint its first tokens.
 
         The user's row is locked first so that parallel logins cannot all see room under
         ``MAX_TOKENS_PER_USER``; the oldest live sessions beyond the cap are revoked.
+
+        The session records the IP and user agent of ``request`` when it is the holder's
+        (``holder_request``). Without one (the CLI) or for another user's request (an admin
+        issuing for someone) it records none and binds, under ``BIND_TO_*``, to its first use.
         """
         lifetime = jwt_settings.REFRESH_TOKEN_LIFETIME if lifetime is None else lifetime
+        holder = request if holder_request else None
         with transaction.atomic(savepoint=False):
             cap = jwt_settings.MAX_TOKENS_PER_USER
             if cap:
@@ -157,8 +190,9 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
                 user=user,
                 created_at=at,
                 expires_at=at + min(lifetime, jwt_settings.SESSION_MAX_LIFETIME),
-                ip=client_ip(request) if request is not None else None,
-                user_agent=user_agent(request) if request is not None else "",
+                ip=client_ip(holder) if holder is not None else None,
+                user_agent=user_agent(holder) if holder is not None else "",
+                bind_on_first_use=holder is None,
                 description=description,
                 refreshable=refreshable,
                 claims=claims or {},

@@ -10,7 +10,6 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from . import session_cache
 from .managers import TokenManager
 from .utils import now
 
@@ -112,13 +111,15 @@ class Token(models.Model):
         return Status.EXPIRED if self.is_expired else Status.VALID
 
     def revoke(self, reason: str) -> bool:
-        """Revoke this session; False when it already was."""
+        """Revoke this session; False when it already was.
+
+        Revoked already (perhaps by a raw update) and not expired, it is repaired all the
+        same by ``TokenQuerySet.revoke``: its cache entry is tombstoned and the browser
+        sessions its login links started are ended.
+        """
         revoked = Token.objects.filter(pk=self.pk).revoke(reason)
         if revoked:
             self.revoked_at, self.revoke_reason = revoked[0].revoked_at, reason
-        else:
-            # Revoked already (perhaps by a raw update): make sure the cache knows it too.
-            session_cache.mark_revoked([self.pk])
         return bool(revoked)
 
 

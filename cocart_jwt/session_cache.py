@@ -82,6 +82,10 @@ def _layout() -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 health = OutageLog("Session cache")
 STRICT_FALLBACK = "using the strict query until it is back"
+UNMARKED = (
+    "revocations meanwhile write no tombstone, user changes no stale marker: if it comes "
+    "back with its old entries, those can serve until they expire"
+)
 
 
 @dataclass(frozen=True)
@@ -154,8 +158,23 @@ def mark_stale(sids: Iterable[str]) -> None:
 
 def _mark(sids: Iterable[str], marker: str) -> None:
     keys = {session_key(sid): marker for sid in sids}
-    if keys and enabled() and not _safely(lambda c: c.set_many(keys, _ttl()) == []):
-        logger.error("Could not write %d %s marker(s) to the session cache", len(keys), marker)
+    if not keys or not enabled():
+        return
+    try:
+        failed = _cache().set_many(keys, _ttl())
+    except Exception as exc:  # any backend error: logged once per outage, not per revocation
+        health.failed(exc, UNMARKED)
+        return
+    health.ok()
+    # Django's contract: the keys that failed. django-redis returns None (it raises on a
+    # failure instead), so None and [] both mean every marker was written.
+    if failed:
+        logger.error(
+            "Could not write %d of %d %s marker(s) to the session cache",
+            len(failed),
+            len(keys),
+            marker,
+        )
 
 
 def claim_touch(sid: str) -> bool:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 import time_machine
 from django.contrib.auth.models import Permission
 from django.core.cache import caches
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -229,6 +231,73 @@ def test_last_used_is_written_once_per_touch_interval(api_client, tokens):
         assert status_and_queries(api_client, tokens["access_token"]) == (200, 0)
 
 
+# -- tombstones: every matched session, and only real failures logged -------------------
+
+
+def cocart_jwt_errors(caplog):
+    return [r for r in caplog.records if r.name == "cocart_jwt" and r.levelno >= logging.ERROR]
+
+
+@pytest.mark.redis
+def test_a_revocation_logs_no_error(api_client, tokens, caplog):
+    warm(api_client, tokens)
+
+    with caplog.at_level(logging.DEBUG, logger="cocart_jwt"):
+        api_client.post(reverse("cocart_jwt:logout"), **bearer(tokens["access_token"]))
+
+    assert status_and_queries(api_client, tokens["access_token"]) == (401, 0)
+    assert cocart_jwt_errors(caplog) == []
+
+
+def test_a_cache_that_reports_unwritten_keys_is_logged(
+    api_client, tokens, user, caplog, monkeypatch
+):
+    warm(api_client, tokens)
+    cache = caches["default"]
+    monkeypatch.setattr(cache, "set_many", lambda data, *args, **kwargs: list(data))
+
+    with caplog.at_level(logging.ERROR, logger="cocart_jwt"):
+        Token.objects.revoke_all(user, RevokeReason.ADMIN)
+
+    messages = [r.getMessage() for r in cocart_jwt_errors(caplog)]
+    assert messages == ["Could not write 1 of 1 revoked marker(s) to the session cache"]
+
+
+def logout_all_of_another_session(api_client, other, admin_client):
+    response = api_client.post(reverse("cocart_jwt:logout-all"), **bearer(other["access_token"]))
+    assert response.status_code == 204
+
+
+def admin_revoke_all_of_users(api_client, other, admin_client):
+    data = {"action": "revoke_all_of_users", "_selected_action": [other["sid"]], "post": "yes"}
+    assert admin_client.post("/admin/cocart_jwt/token/", data).status_code == 302
+
+
+def jwt_destroy(api_client, other, admin_client):
+    call_command("jwt", "destroy", "alice", "--noinput", stdout=StringIO(), stderr=StringIO())
+
+
+BULK_REVOCATIONS = [logout_all_of_another_session, admin_revoke_all_of_users, jwt_destroy]
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    "revoke_all", BULK_REVOCATIONS, ids=[revoke.__name__ for revoke in BULK_REVOCATIONS]
+)
+def test_a_bulk_revocation_tombstones_a_session_revoked_behind_the_apps_back(
+    api_client, tokens, password, admin_client, revoke_all
+):
+    other = login(api_client, "alice", password).json()
+    warm(api_client, tokens)
+    Token.objects.filter(pk=tokens["sid"]).update(revoked_at=now())
+    assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 200  # cached
+
+    revoke_all(api_client, other, admin_client)
+
+    assert status_and_queries(api_client, tokens["access_token"]) == (401, 0)
+    assert api_client.get(ME, **bearer(other["access_token"])).status_code == 401
+
+
 class TestCacheDown:
     @pytest.fixture(autouse=True)
     def cache_down(self, settings, unreachable_cache):
@@ -250,6 +319,14 @@ class TestCacheDown:
     def test_revoked_tokens_are_still_refused(self, api_client, tokens):
         api_client.post(reverse("cocart_jwt:logout"), **bearer(tokens["access_token"]))
         assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 401
+
+    def test_a_tombstone_that_cannot_be_written_is_logged(self, tokens, user, caplog):
+        with caplog.at_level(logging.ERROR, logger="cocart_jwt"):
+            Token.objects.revoke_all(user, RevokeReason.ADMIN)
+
+        messages = [r.getMessage() for r in cocart_jwt_errors(caplog)]
+        assert len(messages) == 1
+        assert "Session cache unavailable" in messages[0] and "no tombstone" in messages[0]
 
     def test_login_and_refresh_still_work(self, api_client, tokens):
         response = refresh(api_client, tokens["refresh_token"])

@@ -331,10 +331,9 @@ class Command(BaseCommand):
         if interactive and not is_terminal(stdin):
             raise CommandError("Refusing to destroy without a terminal; use --noinput.")
 
-        selection = Token.objects.live()
+        owned = Token.objects.all() if user is None else Token.objects.filter(user=user)
+        selection = owned.live()
         owner = "every user" if user is None else printable(str(user.get_username()))
-        if user is not None:
-            selection = selection.filter(user=user)
         if ids:
             found = set(selection.filter(pk__in=ids).values_list("pk", flat=True))
             missing = [pk for pk in ids if pk not in found]
@@ -347,6 +346,8 @@ class Command(BaseCommand):
 
         total = selection.count()
         if total == 0:
+            if not ids:
+                self._repair(owned)
             self.say(f"No live sessions of {owner}; nothing to revoke.")
             return
         limit = None if self.verbosity >= 2 else IDS_SHOWN
@@ -360,6 +361,8 @@ class Command(BaseCommand):
                 self.stdout.write("Cancelled; nothing was revoked.")
                 return
         revoked = self._revoke(selection)
+        if not ids:
+            self._repair(owned)
         message = f"Revoked {counted(revoked, 'session')} of {owner}"
         self.say(
             f"{message}." if interactive else f"{message}: {ids_text}",
@@ -378,6 +381,18 @@ class Command(BaseCommand):
             if not batch:
                 return revoked
             revoked += len(Token.objects.filter(pk__in=batch).revoke(RevokeReason.COMMAND))
+
+    def _repair(self, owned: Any) -> None:
+        """Sessions revoked behind the app's back (a raw UPDATE) and not expired: ``revoke()``
+        revokes nothing there, but tombstones them in the cache and ends the browser sessions
+        their login links started. In batches, by primary key."""
+        dead = owned.filter(revoked_at__isnull=False, expires_at__gt=now()).order_by("pk")
+        last = ""
+        while batch := list(
+            dead.filter(pk__gt=last).values_list("pk", flat=True)[:DESTROY_BATCH_SIZE]
+        ):
+            Token.objects.filter(pk__in=batch).revoke(RevokeReason.COMMAND)
+            last = batch[-1]
 
     # -- cleanup ---------------------------------------------------------------------------
 
