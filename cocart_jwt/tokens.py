@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import binascii
 import json
+import logging
+import re
 import secrets
-from base64 import b64decode
+from base64 import b64decode, urlsafe_b64encode
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import jwt
@@ -21,13 +25,30 @@ if TYPE_CHECKING:
 
     from .models import Token
 
+logger = logging.getLogger("cocart_jwt")
+
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (a media type)
 ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 MAX_TOKEN_LENGTH = 8 * 1024
 MAX_CLAIM_LENGTH = 255
-# Claims this app sets; additional claims cannot replace them.
-RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "iat", "nbf", "exp", "jti", "sid"})
+# Additional claims (admin form, ``jwt create --claims``, USER_CLAIMS, a session's stored
+# claims) are data: they can never take a name that a verifier reads as authority.
+# Set by this app on every token: an additional claim would replace them.
+APP_CLAIMS = frozenset({"iss", "sub", "aud", "iat", "nbf", "exp", "jti", "sid"})
+# What the token may do, for which client, on whose behalf, bound to which key (RFC 9068,
+# RFC 8693, RFC 7800, OIDC; scp is the scope of Spring Security, Okta and Entra ID): a grant.
+AUTHORITY_CLAIMS = frozenset({"scope", "scp", "client_id", "azp", "act", "may_act", "cnf"})
+# When and how the user authenticated (OIDC Core, RFC 9068 section 2.2.1): only a login knows.
+AUTHENTICATION_CLAIMS = frozenset({"auth_time", "acr", "amr", "nonce"})
+# What kind of token this is (Keycloak's typ, Cognito's token_use); the typ header says it.
+TOKEN_KIND_CLAIMS = frozenset({"typ", "token_use"})
+# Not reserved: roles, groups, entitlements (RFC 9068 section 2.2.3.1) and anything else are
+# data here; this app grants nothing on any additional claim.
+RESERVED_CLAIMS = APP_CLAIMS | AUTHORITY_CLAIMS | AUTHENTICATION_CLAIMS | TOKEN_KIND_CLAIMS
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "sub", "jti", "sid"]
+# Session ids are secrets.token_urlsafe; the column holds 64. Checked before any query, so a
+# NUL byte or any other odd character never reaches the database (PostgreSQL refuses NUL).
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class InvalidToken(Exception):
@@ -57,7 +78,7 @@ def mint_access_token(session: Token, user: AbstractBaseUser, at: datetime) -> A
     jti = secrets.token_urlsafe(16)
     payload = additional_claims(session.claims)
     if jwt_settings.USER_CLAIMS:
-        payload.update(additional_claims(jwt_settings.USER_CLAIMS(user)))
+        payload.update(user_claims(user))
     payload.update(
         sub=str(user.pk),
         iat=int(at.timestamp()),
@@ -78,21 +99,59 @@ def mint_access_token(session: Token, user: AbstractBaseUser, at: datetime) -> A
 
 
 def additional_claims(claims: dict[str, Any] | None) -> dict[str, Any]:
-    """Claims of a session or of USER_CLAIMS, without the registered ones this app sets."""
+    """Claims of a session or of USER_CLAIMS, without the reserved ones.
+
+    Also filters sessions stored before a name was reserved: they never mint it.
+    """
     return {name: value for name, value in (claims or {}).items() if name not in RESERVED_CLAIMS}
 
 
-def b64url_decode(segment: str) -> bytes:
-    """Strict base64url: a character outside the alphabet is an error, not skipped."""
-    padded = segment.encode("ascii") + b"=" * (-len(segment) % 4)
-    return b64decode(padded, altchars=b"-_", validate=True)
+def refused_claims(names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The reserved names among ``names``: (set by this app, read as authority), sorted."""
+    reserved = RESERVED_CLAIMS.intersection(names)
+    return sorted(reserved & APP_CLAIMS), sorted(reserved - APP_CLAIMS)
+
+
+def user_claims(user: AbstractBaseUser) -> dict[str, Any]:
+    """USER_CLAIMS of ``user``, reserved names dropped (and said once in the log)."""
+    claims = jwt_settings.USER_CLAIMS(user)
+    dropped = RESERVED_CLAIMS.intersection(claims or {})
+    if dropped:
+        warn_dropped_user_claims(frozenset(dropped))
+    return additional_claims(claims)
+
+
+@lru_cache(maxsize=128)
+def warn_dropped_user_claims(names: frozenset[str]) -> None:
+    """Once per process per set of names (the cache): USER_CLAIMS runs on every mint."""
+    logger.warning(
+        "USER_CLAIMS returned reserved claims, left out of the token: %s. Additional claims "
+        "are data and cannot set them (see the USER_CLAIMS setting).",
+        ", ".join(sorted(names)),
+    )
+
+
+def b64url_decode(segment: str, part: str) -> bytes:
+    """Canonical base64url (RFC 7515 section 2): no padding, no character outside the
+    alphabet, no unused bits set, so that one token has exactly one spelling.
+    """
+    try:
+        encoded = segment.encode("ascii")
+        raw = b64decode(encoded + b"=" * (-len(segment) % 4), altchars=b"-_", validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise InvalidToken(f"{part} is not base64url ({type(exc).__name__})") from None
+    # The decoder forgives padding, '+' and '/' and unused bits; encoding back does not.
+    if urlsafe_b64encode(raw).rstrip(b"=") != encoded:
+        raise InvalidToken(f"{part} is not canonical base64url (padding, + or /, unused bits)")
+    return raw
 
 
 def decode_json_object(segment: str, part: str) -> dict[str, Any]:
+    raw = b64url_decode(segment, part)
     try:
-        value = json.loads(b64url_decode(segment))
-    except (ValueError, binascii.Error, RecursionError) as exc:
-        raise InvalidToken(f"{part} is not base64url JSON ({type(exc).__name__})") from None
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidToken(f"{part} is not JSON ({type(exc).__name__})") from None
     if not isinstance(value, dict):
         raise InvalidToken(f"{part} is not a JSON object")
     return value
@@ -117,12 +176,13 @@ def verify_access_token(token: str) -> dict[str, Any]:
     """
     key = key_for(read_header(token))
     signing_input, _, signature = token.rpartition(".")
+    raw_signature = b64url_decode(signature, "signature")
     try:
         valid = key.implementation.verify(
-            signing_input.encode("ascii"), key.verifier, b64url_decode(signature)
+            signing_input.encode("ascii"), key.verifier, raw_signature
         )
-    except (ValueError, binascii.Error) as exc:
-        raise InvalidToken(f"signature is not base64url ({type(exc).__name__})") from None
+    except ValueError as exc:
+        raise InvalidToken(f"signature not checkable ({type(exc).__name__})") from None
     if not valid:
         raise InvalidToken("bad signature")
     claims = decode_json_object(signing_input.partition(".")[2], "payload")
@@ -150,10 +210,7 @@ def check_claims(claims: dict[str, Any]) -> None:
     for name in REQUIRED_CLAIMS:
         if claims.get(name) is None:
             raise InvalidToken(f"{name} claim missing")
-    for name in ("sub", "sid", "jti"):
-        value = claims[name]
-        if not isinstance(value, str) or not 0 < len(value) <= MAX_CLAIM_LENGTH:
-            raise InvalidToken(f"{name} claim is not a short non-empty string")
+    check_identifiers(claims)
     for name in ("exp", "iat", "nbf"):
         if type(claims[name]) is not int:
             raise InvalidToken(f"{name} claim is not an integer NumericDate")
@@ -166,6 +223,23 @@ def check_claims(claims: dict[str, Any]) -> None:
     if claims["exp"] - claims["iat"] > (jwt_settings.SESSION_MAX_LIFETIME.total_seconds() + leeway):
         raise InvalidToken("exp is further from iat than any session lives")
     check_issuer_and_audience(claims)
+
+
+def check_identifiers(claims: dict[str, Any]) -> None:
+    """sub, sid and jti: strings whose characters every database, cache and log can hold.
+
+    The refusal reasons go to the log: they name the claim, never quote its value.
+    """
+    for name in ("sub", "sid", "jti"):
+        value = claims[name]
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_CLAIM_LENGTH:
+            raise InvalidToken(f"{name} claim is not a short non-empty string")
+    if not SESSION_ID.fullmatch(claims["sid"]):
+        raise InvalidToken("sid claim is not 1 to 64 url-safe base64 characters")
+    for name in ("sub", "jti"):
+        # A user pk may be any printable text; a control character (NUL, a newline) never.
+        if not claims[name].isprintable():
+            raise InvalidToken(f"{name} claim holds a control or unprintable character")
 
 
 def check_issuer_and_audience(claims: dict[str, Any]) -> None:

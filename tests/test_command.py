@@ -497,11 +497,13 @@ def test_create_with_a_bad_ttl_fails_naming_the_option(user, ttl, message):
 
 
 def test_create_puts_additional_claims_in_the_access_token(user):
-    out, _ = run("create", "alice", "--claims", '{"scope": "orders:read", "tier": 2}', "-v", "0")
+    out, _ = run(
+        "create", "alice", "--claims", '{"warehouse": "orders-read", "tier": 2}', "-v", "0"
+    )
     claims = verify_access_token(out.strip())
-    assert claims["scope"] == "orders:read"
+    assert claims["warehouse"] == "orders-read"
     assert claims["tier"] == 2
-    assert Token.objects.get().claims == {"scope": "orders:read", "tier": 2}
+    assert Token.objects.get().claims == {"warehouse": "orders-read", "tier": 2}
 
 
 @pytest.mark.parametrize(

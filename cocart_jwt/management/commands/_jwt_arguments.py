@@ -83,7 +83,13 @@ def add_subcommands(parser: CommandParser) -> None:
         help=f"Lifetime of the session: {DURATION_HELP} (default: ADMIN_TOKEN_LIFETIME, 24h).",
     )
     sub.add_argument("--refreshable", action="store_true", help="Also issue a refresh token.")
-    sub.add_argument("--claims", help='Additional claims, a JSON object: \'{"scope": "x"}\'.')
+    sub.add_argument(
+        "--claims",
+        help=(
+            'Additional claims, a JSON object of data: \'{"tenant": "acme"}\'. They grant '
+            "nothing; scope, client_id, cnf, auth_time, typ and the registered claims are refused."
+        ),
+    )
     sub.add_argument("--description", default="", help="What the session is for.")
     sub.add_argument(
         "--format",

@@ -18,7 +18,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_duration
 
-from cocart_jwt.tokens import RESERVED_CLAIMS
+from cocart_jwt.tokens import refused_claims
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -228,14 +228,31 @@ def parse_claims(raw: Any) -> dict[str, Any]:
         except (ValueError, RecursionError) as exc:
             raise CommandError(f"--claims is not valid JSON: {exc}.") from None
     if not isinstance(claims, dict):
-        raise CommandError('--claims must be a JSON object, such as \'{"scope": "read"}\'.')
-    reserved = sorted(set(claims) & RESERVED_CLAIMS)
-    if reserved:
-        raise CommandError(
-            f"--claims cannot set the registered claim{'s' if len(reserved) > 1 else ''} "
-            f"{', '.join(reserved)}; the app sets {', '.join(sorted(RESERVED_CLAIMS))}."
-        )
+        raise CommandError('--claims must be a JSON object, such as \'{"tenant": "acme"}\'.')
+    problems = reserved_claim_problems(claims)
+    if problems:
+        raise CommandError(" ".join(problems))
     return claims
+
+
+def reserved_claim_problems(claims: dict[str, Any]) -> list[str]:
+    """What is wrong with the reserved names in ``claims``, one sentence per kind."""
+    set_by_app, authority = refused_claims(claims)
+    problems = []
+    if set_by_app:
+        problems.append(
+            f"--claims cannot set the registered claim{'s' if len(set_by_app) > 1 else ''} "
+            f"{', '.join(set_by_app)}: cocart_jwt sets {'them' if len(set_by_app) > 1 else 'it'}"
+            " on every token."
+        )
+    if authority:
+        problems.append(
+            f"--claims cannot set {', '.join(authority)}: resource servers read "
+            f"{'them' if len(authority) > 1 else 'it'} as what the token may do, which client "
+            "holds it, how the user signed in or what kind of token it is. Additional claims "
+            "are data and grant nothing."
+        )
+    return problems
 
 
 def token_pair(issued: Any) -> dict[str, Any]:
