@@ -5,9 +5,11 @@ without a usable key, E004 key that does not fit its algorithm, E005 bad lifetim
 E006 bad rate limit, E007 bad KEY_ID / FALLBACK_KEYS, E008 unknown REVOKE_ON event, E009
 import string that does not import, E010 cache alias not in CACHES, E011 bad TRUSTED_PROXIES,
 E012 COCART_JWT is not a dict, E013 cookie transport with insecure cookies while DEBUG is off,
-E014 bad COOKIE_SAMESITE (or SameSite=None without Secure) or cookie name.
+E014 bad COOKIE_SAMESITE (or SameSite=None without Secure) or cookie name, E015 bad
+RATE_LIMIT_IPV6_PREFIX.
 Warnings: W001 signing key equal to SECRET_KEY, W002 process-local rate-limit cache with DEBUG
-off, W003 cached mode without a shared cache, W004 unknown setting name, W005 no signing key.
+off, W003 cached mode without a shared cache, W004 unknown setting name, W005 no signing key,
+W006 signed-cookie sessions (a login link's Django session cannot be ended by a revocation).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .cookies import SAMESITE_VALUES
 from .keys import KeyConfigurationError, build_keyring, is_hmac, read_key_material
 from .ratelimit import RATE_NAMES, parse_rate
 from .settings import DEFAULTS, DURATIONS, IMPORT_STRINGS, REVOKE_EVENTS, SETTING_NAME, jwt_settings
+from .utils import UNIX_SOCKET_PROXY, valid_ipv6_prefix
 
 PROCESS_LOCAL_CACHES = frozenset(
     {
@@ -66,7 +69,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         check_import_strings,
         check_caches,
         check_trusted_proxies,
+        check_ipv6_prefix,
         check_cookies,
+        check_session_engine,
     ):
         messages.extend(check())
     return messages
@@ -75,8 +80,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 def check_keys() -> Iterator[CheckMessage]:
     try:
         ring = build_keyring()
-    except KeyConfigurationError as exc:
-        yield Error(str(exc), id=exc.check_id)
+    except KeyConfigurationError as exc:  # its message and hint never hold a key value
+        yield Error(exc.message, hint=exc.hint, id=exc.check_id)
         return
     if ring.signing_key is None:
         yield warning(5, "No SIGNING_KEY: this site verifies tokens but cannot issue any.")
@@ -201,13 +206,34 @@ def check_caches() -> Iterator[CheckMessage]:
 def check_trusted_proxies() -> Iterator[CheckMessage]:
     proxies = jwt_settings.TRUSTED_PROXIES
     if isinstance(proxies, str) or not isinstance(proxies, list | tuple):
-        yield error(11, "COCART_JWT TRUSTED_PROXIES must be a list of IP addresses or networks.")
+        yield error(
+            11,
+            "COCART_JWT TRUSTED_PROXIES must be a list of IP addresses or networks.",
+            hint='For example ["10.0.0.0/8"], or ["unix"] for a proxy on a unix socket.',
+        )
         return
     for proxy in proxies:
+        if proxy == UNIX_SOCKET_PROXY:
+            continue
         try:
             ipaddress.ip_network(proxy, strict=False)
         except (TypeError, ValueError):
-            yield error(11, f"COCART_JWT TRUSTED_PROXIES has {proxy!r}, not an IP or network.")
+            yield error(
+                11,
+                f"COCART_JWT TRUSTED_PROXIES has {proxy!r}, not an IP or network.",
+                hint='Use IPs or networks such as "10.0.0.0/8", or "unix" for a proxy on a '
+                "unix socket.",
+            )
+
+
+def check_ipv6_prefix() -> Iterator[CheckMessage]:
+    if not valid_ipv6_prefix(jwt_settings.RATE_LIMIT_IPV6_PREFIX):
+        yield error(
+            15,
+            "COCART_JWT RATE_LIMIT_IPV6_PREFIX must be an integer from 1 to 128.",
+            hint="Use 64 (the default: one count per /64, what one IPv6 host usually holds), "
+            "or 128 to count each address on its own.",
+        )
 
 
 def check_cookies() -> Iterator[CheckMessage]:
@@ -230,3 +256,21 @@ def check_cookies() -> Iterator[CheckMessage]:
             continue
         if not isinstance(value, str) or not value or not value.isascii() or ";" in value:
             yield error(14, f"COCART_JWT {name} must be a plain ASCII cookie name.")
+
+
+def check_session_engine() -> Iterator[CheckMessage]:
+    from .login_links import revocable_browser_sessions
+
+    try:
+        revocable = revocable_browser_sessions()
+    except (ImportError, AttributeError):  # a SESSION_ENGINE that does not import fails anyway
+        return
+    if not revocable:
+        yield warning(
+            6,
+            "SESSION_ENGINE keeps sessions in signed cookies: a Django session started by a "
+            "login link cannot be ended from the server. Revoking its registry session leaves "
+            "that browser signed in until its cookie expires.",
+            hint="Use the db, cache or cached_db session engine "
+            '(for example SESSION_ENGINE = "django.contrib.sessions.backends.cached_db").',
+        )

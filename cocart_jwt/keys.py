@@ -8,6 +8,12 @@ A key setting is one of:
 * for RS/PS/ES algorithms, a plain filesystem path (a PEM key never looks like one).
 
 Keys are parsed once per change of ``COCART_JWT`` and held in a ``KeyRing`` by key id.
+
+No error message ever repeats a key value (it ends up in ``manage.py check`` output, CI logs
+and error reports): a value that is not a PEM under an RS/PS/ES algorithm may be a misplaced
+secret as well as a path, so it is described, never quoted. Only a path given explicitly
+(``file:`` or a ``pathlib.Path``) is named, and a value read from ``env:NAME`` only by
+``NAME``. Each message says what the setting should hold and how to make one.
 """
 
 from __future__ import annotations
@@ -36,14 +42,35 @@ ALGORITHMS = frozenset(HMAC_MIN_BYTES) | RSA_ALGORITHMS | frozenset(EC_CURVES)
 KNOWN_ALGORITHMS = ", ".join(sorted(ALGORITHMS))
 RSA_MIN_BITS = 2048
 PEM_MARKER = b"-----BEGIN"
+# Longer than any algorithm name, shorter than any usable secret (32 bytes at least).
+ALGORITHM_NAME_MAX = 16
 
 
 class KeyConfigurationError(ImproperlyConfigured):
-    """A key setting is unusable; ``check_id`` is the system check that reports it."""
+    """A key setting is unusable; ``check_id`` is the system check that reports it.
 
-    def __init__(self, check_id: str, message: str) -> None:
-        super().__init__(message)
+    ``message`` says what is wrong and ``hint`` how to fix it; neither holds a key value.
+    """
+
+    def __init__(self, check_id: str, message: str, hint: str | None = None) -> None:
+        super().__init__(f"{message} {hint}" if hint else message)
         self.check_id = check_id
+        self.message = message
+        self.hint = hint
+
+
+def key_hint(algorithm: str, setting: str) -> str:
+    """What ``setting`` should hold for ``algorithm``, and the command that makes one."""
+    if is_hmac(algorithm):
+        kind = f"a random secret of at least {HMAC_MIN_BYTES[algorithm]} bytes"
+    else:
+        family = "an RSA" if algorithm in RSA_ALGORITHMS else f"an EC ({EC_CURVES[algorithm]})"
+        half = "public" if setting.endswith("VERIFYING_KEY") else "private"
+        kind = f'{family} {half} key in PEM, or "file:/path/to/key.pem"'
+    return (
+        f"{algorithm} needs {kind}. Make one with: "
+        f"python manage.py jwt keygen --algorithm {algorithm}"
+    )
 
 
 def b64url(data: bytes) -> str:
@@ -91,53 +118,110 @@ class KeyRing:
         return {"keys": [jwk for jwk in keys if jwk is not None]}
 
 
-def read_key_material(value: Any, *, asymmetric: bool, setting: str) -> bytes | None:
-    """Resolve a key setting to bytes: the secret or the PEM text."""
+def read_key_material(
+    value: Any,
+    *,
+    asymmetric: bool,
+    setting: str,
+    algorithm: str | None = None,
+    env_name: str | None = None,
+) -> bytes | None:
+    """Resolve a key setting to bytes: the secret or the PEM text.
+
+    ``algorithm`` makes errors say which key is expected; ``env_name`` is the variable the
+    value came from (so errors name it, never the value).
+    """
     if value is None or value == "" or value == b"":
         return None
     if isinstance(value, os.PathLike):
-        return _read_file(Path(value), setting)
+        return _read_file(Path(value), setting, _Source(algorithm, env_name, explicit=True))
     if isinstance(value, str):
         if value.startswith("env:"):
-            name = value[4:]
-            if name not in os.environ:
-                raise KeyConfigurationError(
-                    "cocart_jwt.E002", f"{setting} names environment variable {name!r}, unset."
-                )
-            return read_key_material(os.environ[name], asymmetric=asymmetric, setting=setting)
+            return _read_env(value[4:], asymmetric=asymmetric, setting=setting, algorithm=algorithm)
         if value.startswith("file:"):
-            return _read_file(Path(value[5:]), setting)
+            source = _Source(algorithm, env_name, explicit=True)
+            return _read_file(Path(value[5:]), setting, source)
         value = value.encode("utf-8")
     if not isinstance(value, bytes):
         raise KeyConfigurationError(
             "cocart_jwt.E002", f"{setting} must be a string, bytes or a path."
         )
     if asymmetric and PEM_MARKER not in value:
-        return _read_file(Path(value.decode("utf-8", "replace").strip()), setting)
+        # A path, or a secret in the wrong place: read it, but never quote it.
+        path = Path(value.decode("utf-8", "replace").strip())
+        return _read_file(path, setting, _Source(algorithm, env_name, explicit=False))
     return value
 
 
-def _read_file(path: Path, setting: str) -> bytes:
+def _read_env(name: str, *, asymmetric: bool, setting: str, algorithm: str | None) -> bytes | None:
+    if name not in os.environ:
+        raise KeyConfigurationError(
+            "cocart_jwt.E002", f"{setting} names environment variable {name!r}, unset."
+        )
+    return read_key_material(
+        os.environ[name], asymmetric=asymmetric, setting=setting, algorithm=algorithm, env_name=name
+    )
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where a key value came from: decides what an error may say about it."""
+
+    algorithm: str | None
+    env_name: str | None
+    explicit: bool  # a path given as such (``file:``, a Path): not a key value
+
+
+def _read_file(path: Path, setting: str, source: _Source) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise KeyConfigurationError(
-            "cocart_jwt.E003", f"{setting}: cannot read key file {str(path)!r} ({exc.strerror})."
-        ) from exc
+        reason = exc.strerror or type(exc).__name__
+    except ValueError:  # a NUL byte: no file has that name
+        reason = "not a file name"
+    # Raised outside the except block: the OSError, whose filename may be a misplaced secret,
+    # must not travel along as __context__ into a logged traceback.
+    raise _unreadable(path, setting, source, reason)
+
+
+def _unreadable(path: Path, setting: str, source: _Source, reason: str) -> KeyConfigurationError:
+    hint = key_hint(source.algorithm, setting) if source.algorithm else None
+    if source.env_name is not None and source.explicit:
+        message = (
+            f"{setting}: environment variable {source.env_name!r} names a key file that "
+            f"cannot be read ({reason})."
+        )
+    elif source.env_name is not None:
+        message = (
+            f"{setting}: environment variable {source.env_name!r} holds neither a PEM key nor "
+            f"the path of a readable key file ({reason})."
+        )
+    elif source.explicit:
+        message = f"{setting}: cannot read key file {str(path)!r} ({reason})."
+    else:
+        message = (
+            f"{setting} is neither a PEM key nor the path of a readable key file ({reason}); "
+            "a secret of an HS algorithm does not work here."
+        )
+    return KeyConfigurationError("cocart_jwt.E003", message, hint)
 
 
 def hmac_key(secret: bytes | None, algorithm: str, setting: str) -> bytes:
+    hint = key_hint(algorithm, setting)
     if not secret:
-        raise KeyConfigurationError("cocart_jwt.E002", f"{setting} is required for {algorithm}.")
+        raise KeyConfigurationError(
+            "cocart_jwt.E002", f"{setting} is required for {algorithm}.", hint
+        )
     if PEM_MARKER in secret or secret.startswith(b"ssh-"):
         raise KeyConfigurationError(
-            "cocart_jwt.E004", f"{setting} is a PEM/SSH key, but {algorithm} needs a secret."
+            "cocart_jwt.E004", f"{setting} is a PEM/SSH key, but {algorithm} needs a secret.", hint
         )
     minimum = HMAC_MIN_BYTES[algorithm]
     if len(secret) < minimum:
         raise KeyConfigurationError(
             "cocart_jwt.E002",
             f"{setting} is {len(secret)} bytes; {algorithm} needs at least {minimum}.",
+            hint,
         )
     return secret
 
@@ -147,7 +231,9 @@ def load_private_key(pem: bytes, algorithm: str, setting: str) -> Any:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:
         raise KeyConfigurationError(
-            "cocart_jwt.E003", f"{setting} is not a usable unencrypted PEM private key."
+            "cocart_jwt.E003",
+            f"{setting} is not a usable unencrypted PEM private key.",
+            key_hint(algorithm, setting),
         ) from exc
     check_key_matches(key.public_key(), algorithm, setting)
     return key
@@ -161,28 +247,34 @@ def load_public_key(pem: bytes, algorithm: str, setting: str) -> Any:
             key = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError) as exc:
         raise KeyConfigurationError(
-            "cocart_jwt.E003", f"{setting} is not a usable PEM public key."
+            "cocart_jwt.E003",
+            f"{setting} is not a usable PEM public key.",
+            key_hint(algorithm, setting),
         ) from exc
     check_key_matches(key, algorithm, setting)
     return key
 
 
 def check_key_matches(public_key: Any, algorithm: str, setting: str) -> None:
+    hint = key_hint(algorithm, setting)
     if algorithm in RSA_ALGORITHMS:
         if not isinstance(public_key, rsa.RSAPublicKey):
             raise KeyConfigurationError(
-                "cocart_jwt.E004", f"{setting} is not an RSA key, but {algorithm} needs one."
+                "cocart_jwt.E004", f"{setting} is not an RSA key, but {algorithm} needs one.", hint
             )
         if public_key.key_size < RSA_MIN_BITS:
             raise KeyConfigurationError(
                 "cocart_jwt.E004",
                 f"{setting} is a {public_key.key_size}-bit RSA key; use {RSA_MIN_BITS} or more.",
+                hint,
             )
         return
     curve = EC_CURVES[algorithm]
     if not isinstance(public_key, ec.EllipticCurvePublicKey) or public_key.curve.name != curve:
         raise KeyConfigurationError(
-            "cocart_jwt.E004", f"{setting} is not an EC key on {curve}, as {algorithm} needs."
+            "cocart_jwt.E004",
+            f"{setting} is not an EC key on {curve}, as {algorithm} needs.",
+            hint,
         )
 
 
@@ -203,8 +295,12 @@ def derive_kid(algorithm: str, verifier: Any) -> str:
 
 def asymmetric_pair(algorithm: str, signing: Any, verifying: Any, setting: str) -> tuple[Any, Any]:
     """(private key or None, public key) for an RS/PS/ES algorithm."""
-    private_pem = read_key_material(signing, asymmetric=True, setting=f"{setting}SIGNING_KEY")
-    public_pem = read_key_material(verifying, asymmetric=True, setting=f"{setting}VERIFYING_KEY")
+    private_pem = read_key_material(
+        signing, asymmetric=True, setting=f"{setting}SIGNING_KEY", algorithm=algorithm
+    )
+    public_pem = read_key_material(
+        verifying, asymmetric=True, setting=f"{setting}VERIFYING_KEY", algorithm=algorithm
+    )
     signer = (
         load_private_key(private_pem, algorithm, f"{setting}SIGNING_KEY") if private_pem else None
     )
@@ -216,6 +312,7 @@ def asymmetric_pair(algorithm: str, signing: Any, verifying: Any, setting: str) 
         raise KeyConfigurationError(
             "cocart_jwt.E003",
             f"{setting}: {algorithm} needs SIGNING_KEY (a private key) or VERIFYING_KEY.",
+            key_hint(algorithm, f"{setting}SIGNING_KEY"),
         )
     if signer is not None and signer.public_key().public_numbers() != verifier.public_numbers():
         raise KeyConfigurationError(
@@ -236,10 +333,13 @@ def build_key(
     if algorithm not in ALGORITHMS:
         raise KeyConfigurationError(
             "cocart_jwt.E001",
-            f"{setting}: unknown algorithm {algorithm!r}; use one of {KNOWN_ALGORITHMS}.",
+            f"{setting}: unknown algorithm {_shown_algorithm(algorithm)}.",
+            f"Use one of {KNOWN_ALGORITHMS}.",
         )
     if is_hmac(algorithm):
-        material = read_key_material(signing, asymmetric=False, setting=f"{setting}SIGNING_KEY")
+        material = read_key_material(
+            signing, asymmetric=False, setting=f"{setting}SIGNING_KEY", algorithm=algorithm
+        )
         signer = verifier = hmac_key(material, algorithm, f"{setting}SIGNING_KEY")
     else:
         signer, verifier = asymmetric_pair(algorithm, signing, verifying, setting)
@@ -253,6 +353,13 @@ def build_key(
         verifier=verifier,
         signer=signer if can_sign else None,
     )
+
+
+def _shown_algorithm(value: Any) -> str:
+    """An unknown ALGORITHM, quoted only when it is short: a key pasted there is not echoed."""
+    if isinstance(value, str) and len(value) <= ALGORITHM_NAME_MAX:
+        return repr(value)
+    return f"(a {type(value).__name__} that is no algorithm name)"
 
 
 def build_keyring() -> KeyRing:

@@ -5,7 +5,8 @@ A limit is a fixed window that starts at its first hit. With django-redis, a Lua
 window's remaining seconds, so a crash can never leave a counter without an expiry (DESIGN.md).
 Other caches (local memory, for one process) use ``add`` + ``incr``.
 
-``RATE_LIMITS`` names what is limited and by what:
+``RATE_LIMITS`` names what is limited and by what; a user's dict is laid over the defaults
+(settings.DEFAULTS), so naming one limit keeps the others and ``None`` turns one off:
 
 =================  ===============================  ================
 name               counts                           default
@@ -18,6 +19,9 @@ name               counts                           default
 ``refresh_token``  refreshes per refresh token      off
 ``validate_token`` validations per session          off
 =================  ===============================  ================
+
+A client IP counts as itself for IPv4, as its IPv4 address when IPv4-mapped, and as its
+network (``RATE_LIMIT_IPV6_PREFIX``, a /64 by default) for IPv6.
 """
 
 from __future__ import annotations
@@ -32,9 +36,9 @@ from django.core.cache import caches
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import Throttled
 
-from .settings import jwt_settings
+from .settings import DEFAULTS, jwt_settings
 from .signals import rate_limited
-from .utils import OutageLog, sha256_hex
+from .utils import OutageLog, rate_limit_address, sha256_hex
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
@@ -47,7 +51,8 @@ UNITS = {
     **dict.fromkeys(("h", "hour", "hours"), 3600),
     **dict.fromkeys(("d", "day", "days"), 86400),
 }
-DEFAULT_RATES = {"login_link": "5/min"}
+# The limits whose identity is the client IP (the others count a username or a token).
+PER_IP_NAMES = frozenset({"login", "refresh", "validate", "login_link"})
 RATE_NAMES = frozenset(
     {
         "login",
@@ -123,13 +128,19 @@ class RateLimitExceeded(Throttled):
 
 
 def rate_for(name: str) -> tuple[int, int] | None:
-    rates = jwt_settings.RATE_LIMITS
-    rate = rates.get(name, DEFAULT_RATES.get(name)) if isinstance(rates, dict) else None
+    """The effective limit ``name``: the user's rate, else the default; None when off."""
+    rates = jwt_settings.RATE_LIMITS  # already merged with the defaults
+    if not isinstance(rates, dict):  # cocart_jwt.E006 reports it; keep the defaults meanwhile
+        rates = DEFAULTS["RATE_LIMITS"]
+    rate = rates.get(name)
     return parse_rate(rate) if rate else None
 
 
 def hit(name: str, identity: str, request: Any = None) -> Usage | None:
     """Count one request of ``identity`` against limit ``name``; raise when it is exceeded.
+
+    ``identity`` is the client IP for the per-IP limits (``PER_IP_NAMES``), else a username or
+    a token; only its SHA-256 reaches the cache.
 
     Returns None when the limit is off, or when the cache failed and RATE_LIMIT_FAIL_OPEN
     lets the request through.
@@ -138,6 +149,8 @@ def hit(name: str, identity: str, request: Any = None) -> Usage | None:
     if rate is None:
         return None
     limit, window = rate
+    if name in PER_IP_NAMES:
+        identity = rate_limit_address(identity)
     key = f"cocart_jwt:rl:{name}:{sha256_hex(identity)}"
     try:
         count, reset_in = _count(caches[jwt_settings.RATE_LIMIT_CACHE], key, window)

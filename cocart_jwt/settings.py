@@ -1,10 +1,12 @@
 """The ``COCART_JWT`` setting, read through one object.
 
 ``jwt_settings.ACCESS_TOKEN_LIFETIME`` reads ``settings.COCART_JWT`` lazily, fills in the
-default, normalises durations to ``timedelta`` and remembers the result until Django's
-``setting_changed`` says ``COCART_JWT`` changed; then the same object forgets everything in
-place, so ``override_settings`` and pytest-django's ``settings`` fixture just work. Nothing is
-read at import time and nothing is written onto ``django.conf.settings``.
+default, normalises durations to ``timedelta``, lays a user's ``RATE_LIMITS`` over the
+default limits (so ``jwt_settings.RATE_LIMITS`` is the effective dict) and remembers the
+result until Django's ``setting_changed`` says ``COCART_JWT`` changed; then the same object
+forgets everything in place, so ``override_settings`` and pytest-django's ``settings``
+fixture just work. Nothing is read at import time and nothing is written onto
+``django.conf.settings``.
 """
 
 from __future__ import annotations
@@ -44,9 +46,16 @@ DEFAULTS: dict[str, Any] = {
     "REVOKE_ON": ["password_change", "email_change", "deactivation", "logout"],
     "SESSION_CACHE_TTL": timedelta(0),
     "TOUCH_INTERVAL": timedelta(seconds=60),
-    "RATE_LIMITS": {"login": "5/min", "refresh": "10/min", "validate": "2/min"},
+    # Merged with the user's dict (MERGED_DICTS): naming one limit keeps the others.
+    "RATE_LIMITS": {
+        "login": "5/min",
+        "refresh": "10/min",
+        "validate": "2/min",
+        "login_link": "5/min",
+    },
     "RATE_LIMIT_CACHE": "default",
     "RATE_LIMIT_FAIL_OPEN": True,
+    "RATE_LIMIT_IPV6_PREFIX": 64,
     "TRUSTED_PROXIES": [],
     "CACHE": "default",
     "COOKIE_TRANSPORT": False,
@@ -72,6 +81,9 @@ DURATIONS = frozenset(
 )
 
 IMPORT_STRINGS = frozenset({"USER_CLAIMS", "PAYLOAD_HOOK"})
+
+# Dicts whose user value fills in the default's keys instead of replacing the whole dict.
+MERGED_DICTS = frozenset({"RATE_LIMITS"})
 
 REVOKE_EVENTS = frozenset({"password_change", "email_change", "deactivation", "logout"})
 
@@ -109,6 +121,8 @@ class JWTSettings:
             value = as_timedelta(value)
         elif name in IMPORT_STRINGS and isinstance(value, str):
             value = import_string(value)
+        elif name in MERGED_DICTS and isinstance(value, dict):
+            value = {**DEFAULTS[name], **value}
         self._cache[name] = value
         return value
 

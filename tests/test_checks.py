@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cache
+from io import StringIO
 from typing import Any
 
 import pytest
@@ -21,6 +22,9 @@ LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION"
 # Only its BACKEND is looked at by the checks; nothing connects to it.
 SHARED = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:6379/15"}
 GARBAGE_PEM = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5IGF0IGFsbA==\n-----END PRIVATE KEY-----\n"
+# What `jwt keygen --algorithm HS256` prints: pasted where a PEM private key belongs.
+HMAC_LIKE_SECRET = "Xy4q-Rt8vWm2Kp9LzN3sBd6Fh1Jc5Gn0Qe7Tu_Ai2o"
+SECRET_ENV = "COCART_JWT_TEST_MISPLACED_SECRET"
 
 
 def cocart_ids() -> list[str]:
@@ -449,6 +453,38 @@ def test_good_trusted_proxies_are_clean(settings: Any, shared_caches: None) -> N
     assert cocart_ids() == []
 
 
+def test_unix_in_trusted_proxies_is_clean(settings: Any, shared_caches: None) -> None:
+    configure(settings, TRUSTED_PROXIES=["unix"])
+    assert cocart_ids() == []
+    configure(settings, TRUSTED_PROXIES=["unix", "10.0.0.0/8"])
+    assert cocart_ids() == []
+
+
+@pytest.mark.parametrize("proxies", [["unix", "socket"], ["unix:/run/proxy.sock"], ["UNIX "]])
+def test_garbage_beside_unix_in_trusted_proxies_is_e011(
+    proxies: Any, settings: Any, shared_caches: None
+) -> None:
+    configure(settings, TRUSTED_PROXIES=proxies)
+    messages = [m for m in run_checks() if m.id == "cocart_jwt.E011"]
+    assert cocart_ids() == ["cocart_jwt.E011"]
+    assert '"unix"' in (messages[0].hint or "")
+
+
+@pytest.mark.parametrize("prefix", [1, 48, 56, 64, 128])
+def test_good_ipv6_prefix_is_clean(prefix: int, settings: Any, shared_caches: None) -> None:
+    configure(settings, RATE_LIMIT_IPV6_PREFIX=prefix)
+    assert cocart_ids() == []
+
+
+@pytest.mark.parametrize("prefix", [0, 129, -64, "64", 64.0, True, None])
+def test_bad_ipv6_prefix_is_e015(prefix: Any, settings: Any, shared_caches: None) -> None:
+    configure(settings, RATE_LIMIT_IPV6_PREFIX=prefix)
+    messages = [m for m in run_checks() if m.id == "cocart_jwt.E015"]
+    assert cocart_ids() == ["cocart_jwt.E015"]
+    assert "1 to 128" in messages[0].msg
+    assert "64" in (messages[0].hint or "") and "128" in (messages[0].hint or "")
+
+
 @pytest.mark.parametrize("value", ["string", ["SIGNING_KEY"], None])
 def test_cocart_jwt_not_a_dict_is_e012(value: Any, settings: Any, shared_caches: None) -> None:
     settings.COCART_JWT = value
@@ -548,3 +584,94 @@ def test_manage_py_check_passes_with_a_good_configuration(
     configure(settings)
     call_command("check")
     assert "cocart_jwt" not in capsys.readouterr().err
+
+
+# --- No key value in any message -----------------------------------------------------------
+
+
+def check_output() -> str:
+    """Everything ``manage.py check`` shows: the SystemCheckError and both streams."""
+    out, err = StringIO(), StringIO()
+    with pytest.raises(SystemCheckError) as raised:
+        call_command("check", stdout=out, stderr=err)
+    return f"{raised.value}\n{out.getvalue()}\n{err.getvalue()}"
+
+
+def quotes_any_part(secret: str, text: str, width: int = 12) -> bool:
+    return any(secret[i : i + width] in text for i in range(len(secret) - width + 1))
+
+
+def misplaced(algorithm: str, where: str, secret: str) -> dict[str, Any]:
+    """COCART_JWT for ``algorithm`` with an HMAC-like ``secret`` in the wrong place."""
+    pem = private_pem(algorithm, 0)
+    return {
+        "signing": {"SIGNING_KEY": secret},
+        "verifying": {"VERIFYING_KEY": secret},
+        "env": {"SIGNING_KEY": f"env:{SECRET_ENV}"},
+        "fallback-signing": {"SIGNING_KEY": pem, "FALLBACK_KEYS": [{"SIGNING_KEY": secret}]},
+        "fallback-verifying": {"SIGNING_KEY": pem, "FALLBACK_KEYS": [{"VERIFYING_KEY": secret}]},
+    }[where] | {"ALGORITHM": algorithm, "ISSUER": "https://checks.example"}
+
+
+WHERE = ["signing", "verifying", "env", "fallback-signing", "fallback-verifying"]
+
+
+@pytest.mark.parametrize("where", WHERE)
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256", "PS256"])
+def test_check_never_prints_a_misplaced_secret_and_says_how_to_make_a_key(
+    algorithm: str,
+    where: str,
+    settings: Any,
+    shared_caches: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, HMAC_LIKE_SECRET)
+    settings.COCART_JWT = misplaced(algorithm, where, HMAC_LIKE_SECRET)
+
+    output = check_output()
+
+    assert "cocart_jwt.E003" in output
+    assert not quotes_any_part(HMAC_LIKE_SECRET, output)
+    assert f"python manage.py jwt keygen --algorithm {algorithm}" in output
+
+
+def test_check_names_the_variable_a_misplaced_secret_came_from(
+    settings: Any, shared_caches: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, HMAC_LIKE_SECRET)
+    settings.COCART_JWT = misplaced("RS256", "env", HMAC_LIKE_SECRET)
+    assert SECRET_ENV in check_output()
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [HMAC_LIKE_SECRET * 8, f"{HMAC_LIKE_SECRET}\x00{HMAC_LIKE_SECRET}"],
+    ids=["longer-than-a-file-name", "nul-byte"],
+)
+def test_check_never_prints_a_secret_that_cannot_even_be_a_file_name(
+    secret: str, settings: Any, shared_caches: None
+) -> None:
+    settings.COCART_JWT = misplaced("RS256", "signing", secret)
+
+    output = check_output()
+
+    assert "cocart_jwt.E003" in output
+    assert not quotes_any_part(HMAC_LIKE_SECRET, output)
+    assert "python manage.py jwt keygen --algorithm RS256" in output
+
+
+def test_check_names_an_explicit_key_file_path(
+    settings: Any, shared_caches: None, tmp_path: Any
+) -> None:
+    missing = tmp_path / "jwt-2026.pem"
+    settings.COCART_JWT = {"ALGORITHM": "ES256", "SIGNING_KEY": f"file:{missing}"}
+    assert str(missing) in check_output()
+
+
+def test_a_secret_pasted_into_algorithm_is_not_printed(settings: Any, shared_caches: None) -> None:
+    configure(settings, ALGORITHM=HMAC_LIKE_SECRET)
+
+    output = check_output()
+
+    assert "cocart_jwt.E001" in output
+    assert not quotes_any_part(HMAC_LIKE_SECRET, output)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from django.core.checks import run_checks
 from django.urls import reverse
+from rest_framework.test import APIClient
 
+from cocart_jwt.keys import KeyConfigurationError, keyring
 from tests.factories import bearer, hmac_secret, login, private_pem, public_pem, refresh
 
 ISSUER = "https://keys.example"
@@ -473,3 +477,68 @@ def test_fallback_given_a_private_key_only_verifies_and_publishes_its_public_hal
     published = jwks_by_kid(api_client)
     assert set(published) == {"old", "new"}
     assert not {"d", "p", "q", "dp", "dq", "qi"} & set(published["old"])
+
+
+# --- No key value in any error ------------------------------------------------------------
+
+# What `jwt keygen --algorithm HS256` prints: pasted where a PEM private key belongs.
+HMAC_LIKE_SECRET = "Xy4q-Rt8vWm2Kp9LzN3sBd6Fh1Jc5Gn0Qe7Tu_Ai2o"
+
+
+def quotes_any_part(secret: str, text: str, width: int = 12) -> bool:
+    return any(secret[i : i + width] in text for i in range(len(secret) - width + 1))
+
+
+def misplaced_secret(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, algorithm: str, where: str
+) -> None:
+    monkeypatch.setenv(ENV_NAME, HMAC_LIKE_SECRET)
+    pem = private_pem(algorithm, 0)
+    keys = {
+        "signing": {"SIGNING_KEY": HMAC_LIKE_SECRET},
+        "verifying": {"VERIFYING_KEY": HMAC_LIKE_SECRET},
+        "env": {"SIGNING_KEY": f"env:{ENV_NAME}"},
+        "env-file": {"SIGNING_KEY": f"env:{ENV_NAME}"},
+        "fallback": {"SIGNING_KEY": pem, "FALLBACK_KEYS": [{"VERIFYING_KEY": HMAC_LIKE_SECRET}]},
+    }[where]
+    if where == "env-file":  # the variable holds "file:<secret>": still the variable's value
+        monkeypatch.setenv(ENV_NAME, f"file:{HMAC_LIKE_SECRET}")
+    configure(settings, ALGORITHM=algorithm, **keys)
+
+
+@pytest.mark.parametrize("where", ["signing", "verifying", "env", "env-file", "fallback"])
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256", "PS256"])
+def test_keyring_error_never_quotes_a_misplaced_secret(
+    algorithm: str, where: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    misplaced_secret(settings, monkeypatch, algorithm, where)
+
+    with pytest.raises(KeyConfigurationError) as raised:
+        keyring()
+
+    # The whole traceback, as an error report would show it, chained exceptions included.
+    shown = "".join(traceback.format_exception(raised.value))
+    assert not quotes_any_part(HMAC_LIKE_SECRET, shown)
+    assert f"python manage.py jwt keygen --algorithm {algorithm}" in str(raised.value)
+    if where.startswith("env"):
+        assert ENV_NAME in str(raised.value)
+
+
+def test_a_login_with_a_misplaced_secret_is_a_generic_500_and_logs_no_secret(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, user: Any, password: str, caplog: Any
+) -> None:
+    settings.DEBUG = False
+    misplaced_secret(settings, monkeypatch, "RS256", "signing")
+    client = APIClient()
+    client.raise_request_exception = False
+
+    with caplog.at_level(logging.DEBUG):
+        response = login(client, user.username, password)
+
+    assert response.status_code == 500
+    assert not quotes_any_part(HMAC_LIKE_SECRET, response.content.decode())
+    assert b"SIGNING_KEY" not in response.content
+    formatter = logging.Formatter("%(name)s %(message)s")
+    logged = "\n".join(formatter.format(record) for record in caplog.records)
+    assert "Internal Server Error" in logged and "SIGNING_KEY" in logged
+    assert not quotes_any_part(HMAC_LIKE_SECRET, logged)

@@ -11,7 +11,8 @@ import requests
 from django.db import connection
 from django.urls import reverse
 
-from cocart_jwt import ratelimit
+from cocart_jwt import ratelimit, utils
+from cocart_jwt.models import Token
 from cocart_jwt.signals import rate_limited
 from tests.factories import bearer, login, refresh
 from tests.servers import ServerProcess
@@ -228,3 +229,155 @@ def test_the_count_is_exact_across_worker_processes(db):
 
     assert statuses.count(429) == 20
     assert statuses.count(401) == 10
+
+
+# --- RATE_LIMITS is laid over the defaults ---------------------------------------------------
+
+
+def test_naming_one_limit_keeps_the_default_limits(api_client, user, password, settings):
+    limits(settings, login_username="20/hour")
+
+    logins = [login(api_client, "alice", password) for _ in range(6)]
+    assert [r.status_code for r in logins] == [200] * 5 + [429]
+    assert logins[0]["X-RateLimit-Limit"] == "5"
+    refreshes = [refresh(api_client, "x" * 43).status_code for _ in range(11)]
+    assert refreshes == [401] * 10 + [429]
+    url = reverse("cocart_jwt:validate")
+    validations = [api_client.post(url, **bearer("forged")).status_code for _ in "abc"]
+    assert validations == [401, 401, 429]
+    link = reverse("cocart_jwt:login-link")
+    links = [api_client.get(f"{link}?token=unknown").status_code for _ in range(6)]
+    assert links[-1] == 429 and 429 not in links[:5]
+
+
+def test_none_turns_off_one_limit_and_keeps_the_others(api_client, user, password, settings):
+    limits(settings, login=None)
+
+    assert {login(api_client, "alice", password).status_code for _ in range(20)} == {200}
+    refreshes = [refresh(api_client, "x" * 43).status_code for _ in range(11)]
+    assert refreshes == [401] * 10 + [429]
+
+
+# --- A proxy on a unix socket (empty REMOTE_ADDR) -------------------------------------------
+
+UNIX_PEER = {"REMOTE_ADDR": ""}
+
+
+@pytest.fixture
+def fresh_unix_warning(monkeypatch):
+    """The warning is said once per process: start each test as a new process would."""
+    monkeypatch.setattr(utils.unix_peer_warning, "said", False)
+
+
+def test_behind_a_trusted_unix_socket_each_forwarded_client_has_its_own_count(
+    api_client, user, password, settings
+):
+    settings.COCART_JWT = {**settings.COCART_JWT, "TRUSTED_PROXIES": ["unix"]}
+
+    def attempts(client_ip: str, count: int) -> list[int]:
+        return [
+            login(
+                api_client, "alice", password, HTTP_X_FORWARDED_FOR=client_ip, **UNIX_PEER
+            ).status_code
+            for _ in range(count)
+        ]
+
+    assert attempts("203.0.113.1", 5) == [200] * 5
+    assert attempts("203.0.113.2", 5) == [200] * 5
+    assert attempts("203.0.113.1", 1) == [429]
+
+
+def test_a_unix_socket_session_records_the_forwarded_client_ip(
+    api_client, user, password, settings
+):
+    settings.COCART_JWT = {**settings.COCART_JWT, "TRUSTED_PROXIES": ["unix"]}
+    response = login(
+        api_client, "alice", password, HTTP_X_FORWARDED_FOR="198.51.100.7, 203.0.113.9", **UNIX_PEER
+    )
+    assert Token.objects.get(pk=response.json()["sid"]).ip == "203.0.113.9"
+
+
+def test_trusting_unix_does_not_trust_forwarded_for_from_a_tcp_peer(
+    api_client, user, password, settings
+):
+    settings.COCART_JWT = {**settings.COCART_JWT, "TRUSTED_PROXIES": ["unix"]}
+    limits(settings, login="1/min")
+    first = login(api_client, "alice", password, HTTP_X_FORWARDED_FOR="203.0.113.1")
+    spoofed = login(api_client, "alice", password, HTTP_X_FORWARDED_FOR="203.0.113.2")
+    assert (first.status_code, spoofed.status_code) == (200, 429)
+
+
+def test_an_empty_remote_addr_without_unix_trusted_is_logged_once(
+    api_client, user, password, settings, caplog, fresh_unix_warning
+):
+    with caplog.at_level(logging.WARNING, logger="cocart_jwt"):
+        statuses = [
+            login(api_client, "alice", password, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}", **UNIX_PEER)
+            for n in range(1, 4)
+        ]
+    assert [r.status_code for r in statuses] == [200, 200, 200]
+    warnings = [
+        r for r in caplog.records if r.name == "cocart_jwt" and "REMOTE_ADDR is empty" in r.message
+    ]
+    assert len(warnings) == 1
+    assert warnings[0].levelno == logging.WARNING
+    assert 'TRUSTED_PROXIES = ["unix"]' in warnings[0].getMessage()
+
+
+def test_without_unix_trusted_unix_socket_clients_share_one_count(
+    api_client, user, password, settings, fresh_unix_warning
+):
+    statuses = [
+        login(
+            api_client, "alice", password, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}", **UNIX_PEER
+        ).status_code
+        for n in range(1, 7)
+    ]
+    assert statuses == [200] * 5 + [429]
+
+
+# --- IPv6 clients count per network ----------------------------------------------------------
+
+
+def logins_from(api_client, password, addresses):
+    return [
+        login(api_client, "alice", password, REMOTE_ADDR=address).status_code
+        for address in addresses
+    ]
+
+
+def test_ipv6_addresses_of_one_64_share_a_count(api_client, user, password, settings):
+    addresses = [f"2001:db8:1:2::{n:x}" for n in range(1, 6)] + ["2001:db8:1:2:ffff:1:2:3"]
+    assert logins_from(api_client, password, addresses) == [200] * 5 + [429]
+
+
+def test_ipv6_addresses_of_different_64s_have_their_own_counts(
+    api_client, user, password, settings
+):
+    assert logins_from(api_client, password, ["2001:db8:1:2::1"] * 5) == [200] * 5
+    assert logins_from(api_client, password, ["2001:db8:1:3::1"]) == [200]
+    assert logins_from(api_client, password, ["2001:db8:1:2::1"]) == [429]
+
+
+def test_an_ipv6_prefix_of_128_counts_each_address(api_client, user, password, settings):
+    settings.COCART_JWT = {**settings.COCART_JWT, "RATE_LIMIT_IPV6_PREFIX": 128}
+    addresses = [f"2001:db8:1:2::{n:x}" for n in range(1, 7)]
+    assert logins_from(api_client, password, addresses) == [200] * 6
+    assert logins_from(api_client, password, ["2001:db8:1:2::1"] * 5) == [200] * 4 + [429]
+
+
+def test_a_wider_ipv6_prefix_groups_more_addresses(api_client, user, password, settings):
+    settings.COCART_JWT = {**settings.COCART_JWT, "RATE_LIMIT_IPV6_PREFIX": 48}
+    addresses = [f"2001:db8:1:{n:x}::1" for n in range(1, 7)]
+    assert logins_from(api_client, password, addresses) == [200] * 5 + [429]
+
+
+def test_an_ipv4_mapped_address_counts_as_its_ipv4_client(api_client, user, password, settings):
+    addresses = ["192.0.2.7", "::ffff:192.0.2.7"] * 3
+    assert logins_from(api_client, password, addresses) == [200] * 5 + [429]
+
+
+def test_a_session_keeps_the_full_ipv6_address(api_client, user, password, settings):
+    response = login(api_client, "alice", password, REMOTE_ADDR="2001:db8:1:2:a:b:c:d")
+    assert response.status_code == 200
+    assert Token.objects.get(pk=response.json()["sid"]).ip == "2001:db8:1:2:a:b:c:d"

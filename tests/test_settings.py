@@ -93,7 +93,13 @@ def test_defaults_are_the_documented_ones() -> None:
     }
     assert jwt_settings.SESSION_CACHE_TTL == timedelta(0)
     assert jwt_settings.TOUCH_INTERVAL == timedelta(seconds=60)
-    assert jwt_settings.RATE_LIMITS == {"login": "5/min", "refresh": "10/min", "validate": "2/min"}
+    assert jwt_settings.RATE_LIMITS == {
+        "login": "5/min",
+        "refresh": "10/min",
+        "validate": "2/min",
+        "login_link": "5/min",
+    }
+    assert jwt_settings.RATE_LIMIT_IPV6_PREFIX == 64
     assert jwt_settings.CACHE == "default"
     assert jwt_settings.RATE_LIMIT_CACHE == "default"
     assert jwt_settings.RATE_LIMIT_FAIL_OPEN is True
@@ -101,6 +107,21 @@ def test_defaults_are_the_documented_ones() -> None:
     assert list(jwt_settings.FALLBACK_KEYS) == []
     assert jwt_settings.KEY_ID is None
     assert jwt_settings.AUDIENCE is None
+
+
+@pytest.mark.rate_limits
+def test_rate_limits_are_laid_over_the_defaults(settings: Any) -> None:
+    settings.COCART_JWT = {
+        **settings.COCART_JWT,
+        "RATE_LIMITS": {"login_username": "20/hour", "validate": None},
+    }
+    assert jwt_settings.RATE_LIMITS == {
+        "login": "5/min",
+        "refresh": "10/min",
+        "validate": None,
+        "login_link": "5/min",
+        "login_username": "20/hour",
+    }
 
 
 def test_values_from_the_setting_are_read() -> None:
