@@ -10,7 +10,7 @@ from functools import cached_property
 from typing import Any, cast
 
 from django.contrib.auth import authenticate, user_logged_in
-from django.db import transaction
+from django.db import connections, transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.decorators import method_decorator
@@ -22,8 +22,10 @@ from rest_framework.exceptions import (
     AuthenticationFailed,
     NotFound,
     ParseError,
+    PermissionDenied,
     ValidationError,
 )
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,6 +37,7 @@ from .authentication import JWTAuthentication
 from .keys import keyring
 from .managers import IssuedTokens, RefreshError
 from .models import RevokeReason, Token
+from .parsers import JSONParser
 from .schema import error_responses, extend_schema
 from .serializers import (
     JWKSSerializer,
@@ -71,11 +74,28 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 class JWTView(APIView):
-    """Base of the endpoints: errors with codes, 401 (never 403) with a Bearer challenge,
-    and the endpoint's per-IP rate limit counted before anything else runs.
+    """Base of the endpoints: errors with codes, a refused token a 401 (never 403) with a
+    Bearer challenge, and the endpoint's per-IP rate limit counted before anything else runs.
     """
 
     rate_limit: str | None = None
+    # JSON (too deep a document is a 400, not a 500), form and multipart, whatever the site's
+    # DEFAULT_PARSER_CLASSES: the contract's login bodies, and no parser of unknown safety.
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        """The view, outside ``ATOMIC_REQUESTS`` for every database however it is mounted.
+
+        Each write runs in a transaction of its own (see managers.py), and some must commit
+        behind an error response: the revocation that answers a reused refresh token (401),
+        a ``user_login_failed`` receiver's lockout record (401). Under ATOMIC_REQUESTS, DRF's
+        exception handler marks the request's transaction for rollback on every error.
+        """
+        view = super().as_view(**initkwargs)
+        for alias in connections:
+            view = transaction.non_atomic_requests(using=alias)(view)
+        return view
 
     def get_exception_handler(self) -> Any:
         return exception_handler
@@ -145,8 +165,22 @@ def invalid_credentials() -> AuthenticationFailed:
     return AuthenticationFailed(_("Invalid credentials."), code="invalid_credentials")
 
 
+class CookieSettingView(PublicView):
+    """Login and refresh: with cookie transport, a cross-site browser request is a 403 that
+    sets no cookie, or another site's form could sign a visitor in as someone else."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if not cookies.enabled():
+            return
+        reason = cookies.cross_site_reason(request._request)
+        if reason is not None:
+            logger.info("Cross-site request to %s refused: %s", request.path, reason)
+            raise PermissionDenied(_("Cross-site request refused."), code="cross_site_request")
+
+
 @method_decorator(sensitive_post_parameters("password"), name="dispatch")
-class LoginView(PublicView):
+class LoginView(CookieSettingView):
     """Exchange a username and password (JSON, form or HTTP Basic) for a token pair."""
 
     rate_limit = "login"
@@ -192,8 +226,10 @@ class LoginView(PublicView):
 
     def renew_bearer_session(self, request: Request, user: Any) -> IssuedTokens | None:
         """A valid Bearer of the same user keeps its session; any other changes nothing."""
+        # No CSRF token needed for an access cookie here: the password proves intent, and
+        # cross-site logins never get this far (CookieSettingView).
         try:
-            result = JWTAuthentication().authenticate(request)
+            result = JWTAuthentication().authenticate_without_csrf(request)
         except AuthenticationFailed:
             return None
         if result is None or result[0].pk != user.pk:
@@ -201,7 +237,7 @@ class LoginView(PublicView):
         return Token.objects.renew(result[1], request=request._request)
 
 
-class RefreshView(PublicView):
+class RefreshView(CookieSettingView):
     """Rotate a refresh token: a new token pair; a spent token revokes its session."""
 
     rate_limit = "refresh"

@@ -140,6 +140,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # {"detail", "code"} on every error, like the auth endpoints.
     "EXCEPTION_HANDLER": "example_project.store.views.exception_handler",
+    # DRF's parsers, with JSON nested too deeply a 400 instead of a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "cocart_jwt.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import requests
+from django.urls import URLPattern, URLResolver, reverse
+from django.urls.resolvers import RoutePattern
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
@@ -103,3 +108,69 @@ class ServerProcess:
 
     def remove_log(self) -> None:
         Path(self.log.name).unlink(missing_ok=True)
+
+
+def endpoints(urlconf: str, samples: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Every URL pattern of ``urlconf`` (a module the root URLconf includes under its
+    ``app_name``): ``{"name", "url", "methods"}``, the URL reversed with sample arguments and
+    the HTTP methods its view answers. Read from the resolver, so a test over this list covers
+    a new endpoint without being told.
+
+    An argument takes the sample of its name, else the first sample its path converter
+    accepts; one that none fits, or a pattern without a name, is an error to fix in the test.
+    """
+    module = import_module(urlconf)
+    found: list[dict[str, Any]] = []
+    _walk(module.urlpatterns, module.app_name, samples, found)
+    return found
+
+
+def _walk(
+    patterns: Sequence[URLPattern | URLResolver],
+    namespace: str,
+    samples: Mapping[str, str],
+    found: list[dict[str, Any]],
+) -> None:
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            inner = f"{namespace}:{entry.namespace}" if entry.namespace else namespace
+            _walk(entry.url_patterns, inner, samples, found)
+            continue
+        if not entry.name:
+            raise ValueError(f"{namespace}: the pattern {entry.pattern} has no name")
+        kwargs = {name: _sample(entry, name, samples) for name in _argument_names(entry)}
+        url = reverse(f"{namespace}:{entry.name}", kwargs=kwargs)
+        found.append({"name": entry.name, "url": url, "methods": _view_methods(entry.callback)})
+
+
+def _argument_names(entry: URLPattern) -> list[str]:
+    pattern = entry.pattern
+    if isinstance(pattern, RoutePattern):  # path()
+        return list(pattern.converters)
+    return list(pattern.regex.groupindex)  # re_path(), as DRF's routers make by default
+
+
+def _sample(entry: URLPattern, name: str, samples: Mapping[str, str]) -> str:
+    if name in samples:
+        return samples[name]
+    if isinstance(entry.pattern, RoutePattern):
+        regex = entry.pattern.converters[name].regex
+        for value in samples.values():
+            if re.fullmatch(regex, value):
+                return value
+    raise ValueError(f"{entry.name}: no sample value fits the argument {name!r}")
+
+
+def _view_methods(callback: Callable[..., Any]) -> list[str]:
+    """The methods a view answers (``options`` and ``head`` aside)."""
+    actions = getattr(callback, "actions", None)  # a DRF ViewSet: method -> action
+    if actions:
+        return sorted(actions)
+    view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
+    if view_class is None:
+        return ["get", "post", "put", "patch", "delete"]  # a function view: try them all
+    return [
+        method
+        for method in view_class.http_method_names
+        if method not in ("options", "head") and hasattr(view_class, method)
+    ]

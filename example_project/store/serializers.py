@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import slug_re
 from rest_framework import serializers
 
 from .models import CartItem, Order, OrderLine, Product
@@ -18,12 +19,20 @@ class ProductSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ProductSlugField(serializers.SlugRelatedField):
+    """A product by its slug. A string that cannot be a slug is refused before the query:
+    PostgreSQL answers a NUL byte in a parameter with an error (a 500), not with no row."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) and not slug_re.match(data):
+            self.fail("invalid")  # not "does_not_exist": that would echo the value
+        return super().to_internal_value(data)
+
+
 class CartItemSerializer(serializers.ModelSerializer):
     """A line of the cart. ``product`` is the product's slug."""
 
-    product = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Product.objects.filter(is_active=True)
-    )
+    product = ProductSlugField(slug_field="slug", queryset=Product.objects.filter(is_active=True))
     name = serializers.CharField(source="product.name", read_only=True)
     unit_price = serializers.DecimalField(
         source="product.price", max_digits=10, decimal_places=2, read_only=True

@@ -5,7 +5,10 @@ from . import views
 
 app_name = "store"
 
-router = SimpleRouter()
+# path() routes, so a viewset's lookup_value_converter applies: a product's URL takes only
+# what a slug can be (Django's "slug" converter); anything else, a NUL byte included, is a 404
+# before any query (PostgreSQL answers a NUL byte in a parameter with an error).
+router = SimpleRouter(use_regex_path=False)
 router.register("products", views.ProductViewSet, basename="product")
 
 urlpatterns = [

@@ -78,6 +78,7 @@ class ProductViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ProductSerializer
     permission_classes = [AllowAny]
     lookup_field = "slug"
+    lookup_value_converter = "slug"
 
 
 class CartView(APIView):
