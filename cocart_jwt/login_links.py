@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from base64 import urlsafe_b64decode, urlsafe_b64encode
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,10 +25,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieSessionStore
 from django.db import DatabaseError, router, transaction
 from django.urls import reverse
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
 from .managers import password_fingerprint, password_unchanged, user_is_active
@@ -45,7 +49,11 @@ logger = logging.getLogger("cocart_jwt")
 LINK_TOKEN_BYTES = 32  # 256 bits; token_urlsafe(32) is 43 characters
 LINK_TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
-KEY_MAX_LENGTH = 40  # LoginLink.django_session_key; Django's own keys are 32 characters
+# A session key fits LoginLink.django_session_key (128) once sealed: 12 + 64 + 16 bytes in
+# base64url. Django's own keys are 32 characters.
+KEY_MAX_LENGTH = 64
+SEAL_SALT = "cocart_jwt.login_links.django_session_key"
+NONCE_BYTES = 12
 
 BAD_REQUEST = 400
 GONE = 410
@@ -208,7 +216,7 @@ def bind_browser_session(link: LoginLink, browser: SessionBase) -> bool:
         # finds the key recorded below, or we wait for it and find the session revoked.
         live = Token.objects.select_for_update().live(now()).filter(pk=link.session_id).exists()
         if live and key:
-            LoginLink.objects.filter(pk=link.pk).update(django_session_key=key)
+            LoginLink.objects.filter(pk=link.pk).update(django_session_key=seal(key, link.pk))
     return live
 
 
@@ -238,14 +246,18 @@ def end_browser_sessions(sids: Collection[str]) -> None:
     Called by ``TokenQuerySet.revoke`` inside its transaction, before the commit.
     """
     links = LoginLink.objects.using(router.db_for_write(LoginLink))
-    keys = set(
+    sealed = (
         links.filter(session_id__in=sids)
         .exclude(django_session_key="")
-        .values_list("django_session_key", flat=True)
+        .values_list("pk", "django_session_key")
     )
+    keys = [unseal(value, pk) for pk, value in sealed]
     store = session_store()()
     failed = 0
     for key in keys:
+        if key is None:  # sealed under a SECRET_KEY no longer in use: cannot be found
+            failed += 1
+            continue
         try:
             store.delete(key)
         except DatabaseError:
@@ -256,3 +268,37 @@ def end_browser_sessions(sids: Collection[str]) -> None:
         logger.error(
             "Could not end %d of %d browser session(s) started by login links", failed, len(keys)
         )
+
+
+# -- the Django session key at rest ------------------------------------------------------
+# It is a credential (whoever holds it is signed in), so the database never holds it in clear:
+# AES-GCM under a key derived from SECRET_KEY, bound to its link row. Opened with
+# SECRET_KEY_FALLBACKS too, so a rotation keeps revocations working.
+
+
+def _sealing_keys() -> list[bytes]:
+    in_use = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return [
+        salted_hmac(SEAL_SALT, b"", secret=secret, algorithm="sha256").digest() for secret in in_use
+    ]
+
+
+def seal(session_key: str, link_pk: Any) -> str:
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    box = AESGCM(_sealing_keys()[0]).encrypt(nonce, session_key.encode(), str(link_pk).encode())
+    return urlsafe_b64encode(nonce + box).decode("ascii")
+
+
+def unseal(value: str, link_pk: Any) -> str | None:
+    """The session key sealed in ``value``; None when no key in use opens it."""
+    try:
+        raw = urlsafe_b64decode(value.encode("ascii"))
+    except ValueError:
+        return None
+    nonce, box = raw[:NONCE_BYTES], raw[NONCE_BYTES:]
+    for key in _sealing_keys():
+        try:
+            return AESGCM(key).decrypt(nonce, box, str(link_pk).encode()).decode()
+        except (InvalidTag, ValueError):
+            continue
+    return None

@@ -175,8 +175,9 @@ class LoginLink(models.Model):
     # An HMAC of the user's password hash when the link was made: any password change since,
     # even one that bypassed save(), kills the link.
     password_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
-    # The Django session the link started; deleted when the registry session is revoked.
-    django_session_key = models.CharField(max_length=40, blank=True, editable=False)
+    # The Django session the link started, sealed (login_links.seal): every revocation of
+    # the registry session deletes it.
+    django_session_key = models.CharField(max_length=128, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("login link")

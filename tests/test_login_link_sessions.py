@@ -446,3 +446,42 @@ def test_a_link_without_a_fingerprint_is_refused(client, user, caplog):
         assert_refused_and_signed_out(client, token)
 
     assert any("no password fingerprint" in r.getMessage() for r in caplog.records)
+
+
+# -- the Django session key at rest ---------------------------------------------------------
+
+
+def test_the_browser_session_key_is_never_stored_in_clear(settings: Any, staff: Any) -> None:
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+    settings.CACHES = {**settings.CACHES, "default": settings.CACHES["locmem"]}
+    linked = Linked(staff)
+    key = linked.browser.cookies[settings.SESSION_COOKIE_NAME].value
+
+    stored = LoginLink.objects.values_list("django_session_key", flat=True).get()
+
+    assert linked.admin_status() == 200
+    assert stored
+    assert key not in stored
+    assert login_links.unseal(stored, LoginLink.objects.get().pk) == key
+
+
+def test_a_sealed_key_opens_only_for_its_own_link(staff: Any) -> None:
+    link = login_links.issue(Token.objects.issue(staff).session).link
+    sealed = login_links.seal("k" * 32, link.pk)
+
+    assert login_links.unseal(sealed, link.pk) == "k" * 32
+    assert login_links.unseal(sealed, link.pk + 1) is None
+    assert login_links.unseal("not base64 at all!", link.pk) is None
+
+
+def test_a_secret_key_rotation_with_fallback_still_ends_the_browser_session(
+    engine: str, settings: Any, staff: Any
+) -> None:
+    """The key was sealed under the old SECRET_KEY, now a fallback: it still opens."""
+    linked = Linked(staff)
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-whole-new-secret-key-" + "x" * 40
+
+    linked.session.revoke(RevokeReason.ADMIN)
+
+    assert signed_out_of_admin(linked.browser.get(ADMIN))

@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="loginlink",
             name="django_session_key",
-            field=models.CharField(blank=True, editable=False, max_length=40),
+            field=models.CharField(blank=True, editable=False, max_length=128),
         ),
         migrations.AddField(
             model_name="loginlink",
