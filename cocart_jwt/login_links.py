@@ -19,7 +19,7 @@ import re
 import secrets
 from base64 import urlsafe_b64decode, urlsafe_b64encode
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
@@ -76,7 +76,7 @@ class IssuedLink:
     """A new login link: the raw token exists only here, for one response."""
 
     link: LoginLink
-    token: str
+    token: str = field(repr=False)  # never in a repr: it could reach a log
 
     @property
     def expires_at(self) -> datetime:

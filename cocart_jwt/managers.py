@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -46,9 +46,9 @@ class IssuedTokens:
 
     session: Token
     user: AbstractBaseUser
-    access_token: str
+    access_token: str = field(repr=False)  # never in a repr: it could reach a log
     access_expires_at: datetime
-    refresh_token: str | None
+    refresh_token: str | None = field(repr=False)
     issued_at: datetime
 
     @property

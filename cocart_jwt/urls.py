@@ -1,6 +1,7 @@
 from django.urls import path, register_converter
 
 from . import link_views, views
+from .tokens import SESSION_ID
 
 app_name = "cocart_jwt"
 
@@ -8,7 +9,7 @@ app_name = "cocart_jwt"
 class SessionIdConverter:
     """A session id is url-safe base64: anything else (a NUL byte, 10 KB) is a plain 404."""
 
-    regex = "[A-Za-z0-9_-]{1,64}"
+    regex = SESSION_ID.pattern  # the alphabet the verifier accepts in a sid claim
 
     def to_python(self, value: str) -> str:
         return value

@@ -231,3 +231,14 @@ def test_refresh_tokens_carry_at_least_256_bits_and_never_repeat(
     assert set(RefreshToken.objects.values_list("token_hash", flat=True)) == {
         sha256(token) for token in tokens
     }
+
+
+def test_reprs_of_freshly_issued_tokens_and_links_hold_no_secret(user: Any) -> None:
+    from cocart_jwt import login_links
+
+    issued = Token.objects.issue(user)
+    link = login_links.issue(issued.session)
+
+    assert issued.access_token not in repr(issued)
+    assert str(issued.refresh_token) not in repr(issued)
+    assert link.token not in repr(link)
