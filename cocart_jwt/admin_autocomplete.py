@@ -29,6 +29,8 @@ class UserAutocomplete(AutocompleteSelect):
 
 def search(users: QuerySet[Any], term: str) -> QuerySet[Any]:
     """Every word of ``term`` in the username or, when the model has one, the email."""
+    if "\x00" in term:  # PostgreSQL refuses NUL in text: it matches no one (not a 500)
+        return users.none()
     model = get_user_model()
     fields = [model.USERNAME_FIELD]
     email = model.get_email_field_name()

@@ -748,3 +748,14 @@ def test_the_login_link_page_logs_no_token_with_the_request_context_processor(
     token = confirm_page_with_a_failed_lookup(admin_client, user, settings, tmp_path, processors)
 
     assert_logged_none_of(template_debug_log, [token])
+
+
+def test_a_nul_byte_in_the_user_autocomplete_finds_no_one_instead_of_a_500(admin_client, user):
+    url = "/admin/cocart_jwt/token/user-autocomplete/"
+    found = admin_client.get(url, {"term": "alice"}).json()["results"]
+
+    response = admin_client.get(url, {"term": "alice\x00"})
+
+    assert [entry["text"] for entry in found] == ["alice"]
+    assert response.status_code == 200
+    assert response.json()["results"] == []
