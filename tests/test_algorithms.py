@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from typing import Any
 
 import jwt
@@ -222,18 +223,71 @@ def test_kid_of_rfc7638_example_key_is_the_rfc_thumbprint(settings: Any, api_cli
     assert jwk["e"] == "AQAB"
 
 
-@pytest.mark.parametrize("algorithm", HMAC_ALGORITHMS)
+WINDOW = 8  # bytes of a secret that a kid must not give away, in any encoding
+BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]+")
+HEX_RUN = re.compile(r"[0-9A-Fa-f]+")
+URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
+
+
+def readings(text: str) -> list[bytes]:
+    """Every byte string ``text`` may spell: itself, and each run of base64, base64url (padded
+    or not) or hex characters decoded from each possible alignment."""
+    found = [text.encode("utf-8")]
+    for run in BASE64_RUN.findall(text):
+        for shift in range(4):
+            chunk = run[shift:]
+            chunk = chunk[: len(chunk) - 1] if len(chunk) % 4 == 1 else chunk
+            chunk += "=" * (-len(chunk) % 4)
+            # base64url's "-" and "_" read as base64's "+" and "/": one decoding for both.
+            found.append(base64.b64decode(chunk.translate(URLSAFE_TO_STANDARD)))
+    for run in HEX_RUN.findall(text):
+        for shift in range(2):
+            chunk = run[shift:]
+            found.append(bytes.fromhex(chunk[: len(chunk) // 2 * 2]))
+    return found
+
+
+def leaked_windows(secret: bytes, text: str) -> list[bytes]:
+    """The WINDOW-byte pieces of ``secret`` that ``text`` gives away."""
+    windows = {secret[i : i + WINDOW] for i in range(len(secret) - WINDOW + 1)}
+    return sorted(w for w in windows if any(w in reading for reading in readings(text)))
+
+
+# Secrets of every shape a site may configure: text, base64url (as `jwt keygen` prints), hex,
+# raw bytes.
+KID_SECRETS: dict[str, tuple[str, str | bytes]] = {
+    "text-hs256": ("HS256", hmac_secret("HS256")),
+    "text-hs512": ("HS512", hmac_secret("HS512", 3)),
+    "base64url-text": ("HS256", "Xy4q-Rt8vWm2Kp9LzN3sBd6Fh1Jc5Gn0Qe7Tu_Ai2o"),
+    "hex-text": ("HS384", "0123456789abcdef" * 4),
+    "raw-bytes": ("HS256", bytes(range(160, 208))),
+}
+
+
+def spellings_of(piece: bytes) -> list[str]:
+    """How a careless kid could carry ``piece``: hex, base64 and base64url, padded or not."""
+    std, urlsafe = base64.b64encode(piece).decode(), base64.urlsafe_b64encode(piece).decode()
+    spelled = [piece.hex(), piece.hex().upper(), std, std.rstrip("="), urlsafe.rstrip("=")]
+    spelled.append("kid-" + urlsafe.rstrip("="))  # after a prefix: any alignment
+    if piece.isascii():
+        spelled.append(piece.decode())
+    return spelled
+
+
+@pytest.mark.parametrize("case", list(KID_SECRETS))
 def test_default_kid_of_secret_reveals_nothing_of_it(
-    algorithm: str, settings: Any, api_client: Any, user: Any, password: str
+    case: str, settings: Any, api_client: Any, user: Any, password: str
 ) -> None:
-    configure(settings, algorithm)
-    secret = hmac_secret(algorithm)
+    algorithm, secret = KID_SECRETS[case]
+    configure(settings, algorithm, SIGNING_KEY=secret)
     kid = jwt.get_unverified_header(logged_in(api_client, user, password)["access_token"])["kid"]
+    raw = secret if isinstance(secret, bytes) else secret.encode()
 
     assert kid
-    assert secret not in kid
-    leaked = [secret[i : i + 8] for i in range(len(secret) - 7) if secret[i : i + 8] in kid]
-    assert leaked == []
+    assert leaked_windows(raw, kid) == []
+    # The check is not blind: 16 bytes of the secret, in any of these spellings, are seen.
+    for spelled in spellings_of(raw[5:21]):
+        assert leaked_windows(raw, spelled), spelled
 
 
 @pytest.mark.parametrize("algorithm", HMAC_ALGORITHMS)

@@ -166,12 +166,82 @@ def test_a_raw_update_that_bypasses_the_app_holds_within_the_ttl(api_client, tok
     assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 401
 
 
-def test_session_expiry_is_checked_on_a_warm_entry(api_client, user):
+def keep_entry(sid):
+    """Keep a session's entry past the expiry it was given, as a cache whose clock runs behind
+    the web server's would (entries live min(TTL, the session's time left), by the cache's
+    clock: time_machine moves the local-memory cache's clock, not Redis's)."""
+    cache = caches["default"]
+    entry = cache.get(session_cache.session_key(sid))
+    assert isinstance(entry, tuple)
+    cache.set(session_cache.session_key(sid), entry, 3600)
+
+
+def test_a_warm_snapshot_of_a_session_is_refused_from_exactly_its_expiry(
+    api_client, user, password
+):
     with time_machine.travel("2026-01-01 00:00:00+00:00", tick=False) as clock:
-        issued = Token.objects.issue(user, refreshable=False, lifetime=timedelta(minutes=10))
-        warm(api_client, {"access_token": issued.access_token, "sid": issued.session.pk})
-        clock.shift(timedelta(minutes=10, seconds=1))
-        assert status_and_queries(api_client, issued.access_token) == (401, 0)
+        tokens = login(api_client, "alice", password).json()
+        # The session ends 5 minutes in, before its 15-minute access token: a refusal below
+        # is the snapshot's expiry, not the token's.
+        ends = now() + timedelta(minutes=5)
+        Token.objects.filter(pk=tokens["sid"]).update(expires_at=ends)
+        warm(api_client, tokens)
+        keep_entry(tokens["sid"])
+        clock.shift(timedelta(minutes=5) - timedelta(microseconds=1))
+        assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 200
+        clock.shift(timedelta(microseconds=1))  # now == expires_at
+
+        assert status_and_queries(api_client, tokens["access_token"]) == (401, 0)
+
+
+def test_a_snapshot_whose_user_is_inactive_is_refused(api_client, tokens, user):
+    """Whatever wrote it (a fill racing a deactivation, another release sharing the cache),
+    a snapshot that says the user is inactive is never served."""
+    warm(api_client, tokens)
+    session = Token.objects.select_related("user").get(pk=tokens["sid"])
+    session.user.is_active = False
+    caches["default"].delete(session_cache.session_key(tokens["sid"]))
+    session_cache.fill(session, now())
+    assert session_cache.restore(caches["default"].get(session_cache.session_key(tokens["sid"])))
+
+    assert status_and_queries(api_client, tokens["access_token"]) == (401, 0)
+    # Only the snapshot said so: the user is active in the database.
+    assert type(user).objects.get(pk=user.pk).is_active
+
+
+# Refused by the database behind the app's back (no signal, no tombstone): the refusal is
+# remembered, so a client retrying a refused token costs no more queries.
+REFUSED_BEHIND_THE_APPS_BACK = {
+    "revoked": lambda sid, user: Token.objects.filter(pk=sid).update(revoked_at=now()),
+    "expired": lambda sid, user: Token.objects.filter(pk=sid).update(
+        expires_at=now() - timedelta(seconds=1)
+    ),
+    "user-inactive": lambda sid, user: (
+        type(user).objects.filter(pk=user.pk).update(is_active=False)
+    ),
+}
+
+
+@pytest.fixture(params=[pytest.param("default", marks=pytest.mark.redis, id="redis"), "locmem"])
+def cache_alias(request, settings):
+    """The session cache on Redis (the default cache when Redis answers), and local memory."""
+    settings.COCART_JWT = {**settings.COCART_JWT, "CACHE": request.param}
+    caches[request.param].clear()
+    yield request.param
+    caches[request.param].clear()
+
+
+@pytest.mark.parametrize("refusal", list(REFUSED_BEHIND_THE_APPS_BACK))
+def test_a_session_the_database_refuses_is_remembered_without_a_second_query(
+    api_client, tokens, user, cache_alias, refusal
+):
+    REFUSED_BEHIND_THE_APPS_BACK[refusal](tokens["sid"], user)
+
+    assert status_and_queries(api_client, tokens["access_token"]) == (401, 1)
+
+    entry = caches[cache_alias].get(session_cache.session_key(tokens["sid"]))
+    assert entry == session_cache.REVOKED
+    assert status_and_queries(api_client, tokens["access_token"]) == (401, 0)
 
 
 def authenticate(access_token):

@@ -182,6 +182,53 @@ def test_a_real_login_token_is_canonical_and_accepted(
     assert validate(client, token) == 200
 
 
+def sprinkled(segment: str, character: str) -> str:
+    """``segment`` with ``character`` at four places: its length modulo 4 is unchanged, so a
+    decoder that skips the character pads the rest right and reads the same bytes."""
+    cut = [0, 3, 7, 11, 15, len(segment)]
+    pieces = [segment[start:end] for start, end in zip(cut, cut[1:], strict=False)]
+    return character.join(pieces)
+
+
+def outside_the_alphabet(claims: dict[str, Any], where: str, character: str) -> str:
+    """The token with ``character`` sprinkled into one segment, signed as spelled: the header
+    and the payload are signed with it in place (so the signature holds); the signature
+    segment is sprinkled after signing."""
+    header, payload = header_segment(), b64(json_bytes(claims))
+    if where == "header":
+        return signed(sprinkled(header, character), payload)
+    if where == "payload":
+        return signed(header, sprinkled(payload, character))
+    header, payload, signature = signed(header, payload).split(".")
+    return f"{header}.{payload}.{sprinkled(signature, character)}"
+
+
+@pytest.mark.parametrize("character", ["!", "*", "~", "$", "="], ids=repr)
+@pytest.mark.parametrize("where", ["header", "payload", "signature"])
+def test_a_character_outside_the_base64url_alphabet_is_refused_not_skipped(
+    client: APIClient,
+    user: Any,
+    password: str,
+    where: str,
+    character: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    claims = logged_in_claims(client, user, password)
+    token = outside_the_alphabet(claims, where, character)
+    # A lenient decoder skips the character: the same bytes as the token that is accepted.
+    index = ["header", "payload", "signature"].index(where)
+    without = outside_the_alphabet(claims, where, "")
+    skipped = token.split(".")[index].replace(character, "")
+    assert forgiving_decode(skipped) == forgiving_decode(without.split(".")[index])
+    assert validate(client, without) == 200
+
+    caplog.set_level(logging.INFO, logger="cocart_jwt")
+    assert validate(client, token) == 401
+    assert f"{where} is not base64url" in caplog.text
+    with pytest.raises(InvalidToken, match=f"^{where} is not base64url"):
+        verify_access_token(token)
+
+
 # --- item 16: identifiers checked before any query -------------------------------------------
 
 
@@ -284,3 +331,45 @@ def test_a_nul_byte_in_sid_is_a_401_not_a_postgresql_500(
     # The real session is untouched and its own token still works.
     assert validate(client, sign_claims(claims)) == 200
     assert Token.objects.get(pk=claims["sid"]).revoked_at is None
+
+
+# --- identifier lengths: 1 to 255 characters (sid: 1 to 64, a session id's alphabet) -----------
+
+
+@pytest.mark.parametrize("claim", ["sub", "jti"])
+def test_a_sub_or_jti_of_255_characters_is_accepted_and_of_256_refused(
+    client: APIClient, user: Any, password: str, claim: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    claims = logged_in_claims(client, user, password)
+
+    longest = {**claims, claim: "7" * 255}
+    assert verify_access_token(sign_claims(longest))[claim] == "7" * 255
+    too_long = sign_claims({**claims, claim: "7" * 256})
+    with pytest.raises(InvalidToken, match=f"^{claim} claim is not a short non-empty string"):
+        verify_access_token(too_long)
+    caplog.set_level(logging.INFO, logger="cocart_jwt")
+    assert validate(client, too_long) == 401
+    if claim == "jti":  # a sub of 255 characters names no user of this site; a jti is any id
+        assert validate(client, sign_claims(longest)) == 200
+
+
+@pytest.mark.parametrize("claim", ["sub", "sid", "jti"])
+def test_an_empty_sub_sid_or_jti_is_refused(
+    client: APIClient, user: Any, password: str, claim: str
+) -> None:
+    token = sign_claims({**logged_in_claims(client, user, password), claim: ""})
+
+    assert validate(client, token) == 401
+    with pytest.raises(InvalidToken, match=f"^{claim} claim is not a short non-empty string"):
+        verify_access_token(token)
+
+
+def test_a_sid_of_64_characters_passes_the_verifier_and_of_65_is_refused(
+    client: APIClient, user: Any, password: str
+) -> None:
+    """The session id column holds 64: a longer sid is refused before any query."""
+    claims = logged_in_claims(client, user, password)
+
+    assert verify_access_token(sign_claims({**claims, "sid": "s" * 64}))["sid"] == "s" * 64
+    with pytest.raises(InvalidToken, match="^sid claim is not 1 to 64"):
+        verify_access_token(sign_claims({**claims, "sid": "s" * 65}))

@@ -69,12 +69,28 @@ def test_a_page_stays_logged_in_across_reloads_through_the_cookie(
     page.fill("input[name=password]", password)
     page.click("button")
     page.wait_for_function("document.getElementById('who').textContent === 'alice'")
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url))
 
-    page.reload()
+    # The reloaded page has no token in memory: only the refresh cookie can log it back in.
+    with page.expect_response("**/api/me/") as me:
+        page.reload()
 
-    page.wait_for_function("document.getElementById('who').textContent === 'alice'")
+    assert me.value.status == 200
+    page.wait_for_function("document.getElementById('who').textContent !== 'anonymous'")
+    assert page.text_content("#who") == "alice"
+    assert [url for url in sent if url.endswith("/api/auth/login/")] == []  # no new login
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "cookie-spa-after-reload.png"))
+    # Control: the same page in a browser without the cookie stays logged out.
+    stranger = page.context.browser.new_context()
+    try:
+        other = stranger.new_page()
+        with other.expect_response("**/api/auth/refresh/") as refreshed:
+            other.goto(f"{cookie_site}/spa/")
+        assert not refreshed.value.ok  # no cookie, no session: the page stays logged out
+    finally:
+        stranger.close()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -104,8 +120,11 @@ def test_after_logout_a_reload_is_logged_out(page: Any, cookie_site: str, passwo
     page.wait_for_function("document.getElementById('who').textContent === 'alice'")
 
     status = page.evaluate("fetch('/api/auth/logout/', {method: 'POST'}).then(r => r.status)")
-    page.reload()
+    # Waits for the reloaded page's own refresh attempt (a fixed pause could end before it).
+    with page.expect_response("**/api/auth/refresh/") as refreshed:
+        page.reload()
 
     assert status == 204
-    page.wait_for_timeout(500)
+    assert not refreshed.value.ok
+    assert "cocart_refresh" not in {cookie["name"] for cookie in page.context.cookies()}
     assert page.text_content("#who") == "anonymous"

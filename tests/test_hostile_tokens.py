@@ -357,6 +357,32 @@ def test_token_with_an_ill_typed_or_absurd_exp_is_refused(
     assert_refused(client, token, caplog, session)
 
 
+# JSON numbers that Python reads as int subclasses (true, false) or floats: a NumericDate here
+# is an integer, so none of them passes, even when its value would (a float of a real exp).
+NUMERIC_DATES = {
+    "exp-true": ("exp", lambda claims: True),
+    "exp-float-of-the-real-exp": ("exp", lambda claims: float(claims["exp"])),
+    "exp-fraction": ("exp", lambda claims: claims["exp"] + 0.5),
+    "exp-1.5e9": ("exp", lambda claims: 1.5e9),
+    "nbf-true": ("nbf", lambda claims: True),
+    "nbf-false": ("nbf", lambda claims: False),
+    "nbf-float-of-the-real-nbf": ("nbf", lambda claims: float(claims["nbf"])),
+    "iat-false": ("iat", lambda claims: False),
+    "iat-float-of-the-real-iat": ("iat", lambda claims: float(claims["iat"])),
+}
+
+
+@pytest.mark.parametrize("case", list(NUMERIC_DATES))
+def test_a_boolean_or_float_numeric_date_is_refused(
+    client: APIClient, session: Session, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    claim, make_value = NUMERIC_DATES[case]
+    token = session.sign(claims={**session.claims, claim: make_value(session.claims)})
+
+    assert_refused(client, token, caplog, session)
+    assert f"{claim} claim is not an integer NumericDate" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("claim", "value"),
     [
@@ -443,6 +469,63 @@ def test_expired_access_token_is_refused(
         assert_refused(client, session.access_token, caplog, session)
 
 
+def at_second(timestamp: int) -> Any:
+    """The clock stopped at exactly this Unix second."""
+    return time_machine.travel(datetime.fromtimestamp(timestamp, tz=UTC), tick=False)
+
+
+def leeway(settings: Any, seconds: int) -> None:
+    settings.COCART_JWT = {**settings.COCART_JWT, "LEEWAY": seconds}
+
+
+def test_an_access_token_is_refused_at_exactly_its_exp(
+    client: APIClient, session: Session, user: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    exp = session.claims["exp"]
+    with at_second(exp - 1):  # exp == now + 1
+        assert_accepted(client, f"Bearer {session.access_token}", session.sid, user)
+    with at_second(exp):  # exp == now: RFC 7519 says "on or after" exp it must be refused
+        assert_refused(client, session.access_token, caplog, session)
+    assert "token expired" in caplog.text
+
+
+def test_leeway_accepts_a_token_expired_less_than_leeway_ago_and_no_more(
+    client: APIClient,
+    session: Session,
+    user: Any,
+    settings: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    leeway(settings, 30)
+    exp = session.claims["exp"]
+    with at_second(exp + 29):
+        assert_accepted(client, f"Bearer {session.access_token}", session.sid, user)
+    with at_second(exp + 30):  # LEEWAY once, not twice
+        assert_refused(client, session.access_token, caplog, session)
+    assert "token expired" in caplog.text
+
+
+@pytest.mark.parametrize("seconds", [0, 30], ids=["no-leeway", "leeway-30s"])
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+def test_nbf_and_iat_may_be_ahead_of_the_clock_by_leeway_and_no_more(
+    client: APIClient,
+    session: Session,
+    user: Any,
+    settings: Any,
+    caplog: pytest.LogCaptureFixture,
+    claim: str,
+    seconds: int,
+) -> None:
+    leeway(settings, seconds)
+    current = session.claims["iat"]
+    with at_second(current):
+        ahead = session.sign(claims={**session.claims, claim: current + seconds})
+        assert_accepted(client, f"Bearer {ahead}", session.sid, user)
+        too_far = session.sign(claims={**session.claims, claim: current + seconds + 1})
+        assert_refused(client, too_far, caplog, session)
+    assert "token not yet valid" in caplog.text
+
+
 def test_token_not_yet_valid_nbf_is_refused(
     client: APIClient, session: Session, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -489,6 +572,34 @@ def test_token_without_aud_when_an_audience_is_configured_is_refused(
     assert_refused(client, token, caplog, None)
     token = forge(header, {**claims, "aud": "https://other.example"}, real_secret())
     assert_refused(client, token, caplog, None)
+
+
+@pytest.mark.parametrize(
+    "member",
+    [1, None, True, ["https://api.shop.example"], {"aud": "https://api.shop.example"}],
+    ids=["number", "null", "bool", "list", "object"],
+)
+def test_an_aud_list_with_a_non_string_member_is_refused(
+    client: APIClient,
+    user: Any,
+    password: str,
+    settings: Any,
+    caplog: pytest.LogCaptureFixture,
+    member: Any,
+) -> None:
+    settings.COCART_JWT = {**settings.COCART_JWT, "AUDIENCE": "https://api.shop.example"}
+    data = log_in(client, user, password)
+    header, claims, _sig = split(data["access_token"])
+    # Control: a list of strings that names the audience is accepted.
+    listed = forge(
+        header, {**claims, "aud": ["https://other.example", claims["aud"]]}, real_secret()
+    )
+    assert_accepted(client, f"Bearer {listed}", data["sid"], user)
+
+    token = forge(header, {**claims, "aud": [claims["aud"], member]}, real_secret())
+
+    assert_refused(client, token, caplog, None)
+    assert "aud missing or not a string or list of strings" in caplog.text
 
 
 # --- header attacks --------------------------------------------------------------------------
@@ -670,13 +781,33 @@ def test_token_over_8_kib_is_refused_even_when_correctly_signed(
     assert_refused(client, token, caplog, session)
 
 
-def test_token_just_under_8_kib_is_accepted(client: APIClient, session: Session, user: Any) -> None:
+def token_of_length(session: Session, length: int) -> str:
+    """A correctly signed copy of the session's token, exactly ``length`` characters long.
+
+    A base64url segment is never 1 more than a multiple of 4 long, so the header takes a
+    filler member too: between the two, every total length is reachable.
+    """
+    for filler in range(4):
+        header = {**session.header, "x": "h" * filler}
+        base = len(session.sign(header=header, claims={**session.claims, "pad": ""}))
+        guess = (length - base) * 3 // 4
+        for chars in range(max(0, guess - 4), guess + 5):
+            token = session.sign(header=header, claims={**session.claims, "pad": "p" * chars})
+            if len(token) == length:
+                return token
+    raise AssertionError(f"no token of {length} characters")
+
+
+def test_a_token_of_exactly_8_kib_is_accepted_and_one_character_more_is_refused(
+    client: APIClient, session: Session, user: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     """The limit is the contract's 8 KiB, not something smaller that breaks big claims."""
-    base = len(session.sign())
-    padding_chars = ((8 * 1024 - base - 20) * 3) // 4
-    token = session.sign(claims={**session.claims, "pad": "p" * padding_chars})
-    assert 7 * 1024 < len(token) <= 8 * 1024
-    assert_accepted(client, f"Bearer {token}", session.sid, user)
+    at_the_limit = token_of_length(session, 8 * 1024)
+    over_it = token_of_length(session, 8 * 1024 + 1)
+
+    assert_accepted(client, f"Bearer {at_the_limit}", session.sid, user)
+    assert_refused(client, over_it, caplog, session)
+    assert "token longer than 8 KiB" in caplog.text
 
 
 @pytest.mark.parametrize("shape", ["two", "four", "five", "one", "empty-segments"])
@@ -730,6 +861,8 @@ def test_two_valid_tokens_in_one_header_are_refused(
 ) -> None:
     authorization = f"Bearer {session.access_token} {session.access_token}"
     assert_refused_with(client, authorization, caplog, [session.access_token])
+    # Refused as a malformed header, before any token is parsed or any signature checked.
+    assert "malformed Authorization header" in caplog.text
 
 
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer", "bEaReR"])

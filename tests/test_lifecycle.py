@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 from datetime import timedelta
 
+import jwt
 import pytest
 import time_machine
 from django.urls import reverse
 
 from cocart_jwt.models import RevokeReason, Token
 from cocart_jwt.signals import token_authenticated, token_issued, token_refreshed, token_revoked
+from cocart_jwt.utils import now
 from tests.factories import bearer, login, refresh
 
 pytestmark = pytest.mark.django_db
@@ -150,6 +152,59 @@ def test_expired_refresh_token_is_refused(api_client, user, password):
         tokens = login(api_client, "alice", password).json()
         clock.shift(timedelta(days=30, seconds=1))
         assert refresh(api_client, tokens["refresh_token"]).status_code == 401
+
+
+T0 = "2026-01-01 00:00:00+00:00"
+TICK = timedelta(microseconds=1)
+
+
+def test_a_refresh_token_is_refused_from_exactly_its_sessions_expiry(api_client, user, password):
+    with time_machine.travel(T0, tick=False) as clock:
+        ending = login(api_client, "alice", password).json()
+        control = login(api_client, "alice", password).json()
+        clock.shift(timedelta(days=30) - TICK)
+        assert refresh(api_client, control["refresh_token"]).status_code == 200
+        clock.shift(TICK)  # now == expires_at
+
+        response = refresh(api_client, ending["refresh_token"])
+
+        assert response.status_code == 401
+        assert response.json()["code"] == "invalid_grant"
+
+
+def test_an_access_token_never_outlives_its_session_at_the_session_maximum(
+    api_client, user, password
+):
+    with time_machine.travel(T0, tick=False) as clock:
+        tokens = login(api_client, "alice", password).json()
+        for _day in range(3):
+            clock.shift(timedelta(days=25))
+            tokens = refresh(api_client, tokens["refresh_token"]).json()
+        clock.shift(timedelta(days=15, minutes=-5))  # 5 minutes before the 90-day maximum
+
+        body = refresh(api_client, tokens["refresh_token"]).json()
+
+        assert (body["expires_in"], body["refresh_expires_in"]) == (300, 300)
+        claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+        assert claims["exp"] == int(Token.objects.get(pk=body["sid"]).expires_at.timestamp())
+        clock.shift(timedelta(minutes=5))
+        assert api_client.get(ME, **bearer(body["access_token"])).status_code == 401
+
+
+def test_an_access_token_is_refused_from_exactly_its_sessions_expiry(api_client, user, password):
+    with time_machine.travel(T0, tick=False) as clock:
+        tokens = login(api_client, "alice", password).json()
+        # The session ends before its 15-minute access token does (shortened in the database).
+        ends = now() + timedelta(minutes=5)
+        Token.objects.filter(pk=tokens["sid"]).update(expires_at=ends)
+        clock.shift(timedelta(minutes=5) - TICK)
+        assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 200
+        clock.shift(TICK)  # now == expires_at, the access token still has 10 minutes
+
+        response = api_client.get(ME, **bearer(tokens["access_token"]))
+
+        assert response.status_code == 401
+        assert 'error="invalid_token"' in response["WWW-Authenticate"]
 
 
 def test_access_token_expires_after_its_lifetime(api_client, user, password):
@@ -316,6 +371,21 @@ def test_last_used_is_written_at_most_once_per_touch_interval(
         clock.shift(timedelta(seconds=31))
         api_client.get(ME, **bearer(tokens["access_token"]))
         assert Token.objects.get(pk=tokens["sid"]).last_used_at > first_use
+
+
+def test_last_used_is_written_again_at_exactly_the_touch_interval(api_client, user, password):
+    with time_machine.travel(T0, tick=False) as clock:
+        tokens = login(api_client, "alice", password).json()
+        api_client.get(ME, **bearer(tokens["access_token"]))
+        first_use = Token.objects.get(pk=tokens["sid"]).last_used_at
+        clock.shift(timedelta(seconds=60) - TICK)
+        api_client.get(ME, **bearer(tokens["access_token"]))
+        assert Token.objects.get(pk=tokens["sid"]).last_used_at == first_use
+        clock.shift(TICK)  # exactly TOUCH_INTERVAL (60 s) after the last write
+
+        api_client.get(ME, **bearer(tokens["access_token"]))
+
+        assert Token.objects.get(pk=tokens["sid"]).last_used_at == first_use + timedelta(seconds=60)
 
 
 def test_strict_mode_makes_one_query_per_request(

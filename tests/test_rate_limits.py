@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+import time_machine
+from django.core.checks import run_checks
 from django.db import connection
 from django.urls import reverse
 
@@ -33,7 +35,8 @@ def test_a_limited_response_carries_the_standard_headers(api_client, user, passw
     assert response.status_code == 200
     assert response["X-RateLimit-Limit"] == "5"
     assert response["X-RateLimit-Remaining"] == "4"
-    assert before < int(response["X-RateLimit-Reset"]) <= before + 61
+    # Reset is ceil(now) + 60 when the response is made: bound it by the clock after it.
+    assert before < int(response["X-RateLimit-Reset"]) <= time.time() + 61
 
 
 def test_going_over_the_limit_is_429_with_retry_after(api_client, user, password, settings):
@@ -175,6 +178,84 @@ def test_a_counter_always_has_an_expiry(settings):
     cache = caches["default"]
     key = cache.make_key(f"cocart_jwt:rl:login:{ratelimit.sha256_hex('192.0.2.50')}")
     assert 0 < cache.client.get_client().ttl(key) <= 60
+
+
+@pytest.mark.redis
+def test_a_counter_found_without_an_expiry_gets_one_and_never_locks_out_for_good(
+    api_client, user, password, settings
+):
+    """A counter left without an expiry (by a crash between INCR and EXPIRE in an older
+    release, or by hand) would refuse its client forever: the next hit gives it one."""
+    from django.core.cache import caches
+
+    limits(settings, login="5/min")
+    cache = caches["default"]
+    key = cache.make_key(f"cocart_jwt:rl:login:{ratelimit.sha256_hex('127.0.0.1')}")
+    redis = cache.client.get_client(write=True)
+    redis.set(key, 5)
+    assert redis.ttl(key) == -1
+
+    refused = login(api_client, "alice", password)
+
+    assert refused.status_code == 429
+    assert 0 < redis.ttl(key) <= 60
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert int(refused["X-RateLimit-Reset"]) > time.time() + 1
+
+
+def test_a_multiplied_window_lasts_all_of_it(api_client, db, settings):
+    """ "100/5m" is 100 requests per 300 seconds, not per minute."""
+    limits(settings, validate="100/5m")
+    url = reverse("cocart_jwt:validate")
+    before = time.time()
+
+    responses = [api_client.post(url, **bearer("forged")) for _ in range(101)]
+
+    assert [r.status_code for r in responses[:100]] == [401] * 100
+    assert before + 299 <= int(responses[0]["X-RateLimit-Reset"]) <= time.time() + 301
+    assert responses[100].status_code == 429
+    assert 240 < int(responses[100]["Retry-After"]) <= 300
+
+
+def test_a_multiplied_window_still_counts_after_one_unit(api_client, db, settings):
+    """On the local-memory cache, whose clock time_machine moves: where "100/m" would have
+    started a new window after a minute, "100/5m" refuses the 101st request until 300 s."""
+    from django.core.cache import caches
+
+    limits(settings, validate="100/5m")
+    settings.COCART_JWT = {**settings.COCART_JWT, "RATE_LIMIT_CACHE": "locmem"}
+    caches["locmem"].clear()
+    url = reverse("cocart_jwt:validate")
+    with time_machine.travel("2026-01-01 00:00:00+00:00", tick=False) as clock:
+        statuses = {api_client.post(url, **bearer("forged")).status_code for _ in range(100)}
+        assert statuses == {401}
+        clock.shift(61)
+
+        assert api_client.post(url, **bearer("forged")).status_code == 429
+        clock.shift(240)  # 301 s after the first request: a new window
+        assert api_client.post(url, **bearer("forged")).status_code == 401
+
+
+def serious_cocart_ids():
+    return sorted(
+        m.id for m in run_checks() if m.id and m.id.startswith("cocart_jwt.") and m.is_serious()
+    )
+
+
+# int() reads "+5", " 5" and "5_0": each is refused, not read as a number.
+NOT_DIGITS = ["10/xm", "1x/m", "+10/m", "1_0/m", "10 /m", "10/+5m", "10/5_0m", "10/ 5m", "10/-5m"]
+
+
+@pytest.mark.parametrize("rate", [*NOT_DIGITS, "10/0m"])
+def test_a_rate_whose_count_or_multiplier_is_not_digits_is_check_e006(rate, settings):
+    limits(settings, login=rate)
+    assert serious_cocart_ids() == ["cocart_jwt.E006"]
+
+
+@pytest.mark.parametrize("rate", ["100/5m", "10/2h", "5/30s", "1000/7d"])
+def test_a_rate_with_a_multiplier_is_clean(rate, settings):
+    limits(settings, login=rate)
+    assert serious_cocart_ids() == []
 
 
 class TestCacheDown:

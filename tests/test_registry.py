@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from django.contrib.auth import get_user_model
 from django.test import RequestFactory
+from django.urls import reverse
 
 from cocart_jwt.managers import IssuedTokens, RefreshError, RefreshTokenReused
 from cocart_jwt.models import RefreshToken, RevokeReason, Status, Token
@@ -230,3 +231,81 @@ def test_without_a_cap_every_session_stays_live(user, settings):
     for _ in range(12):
         Token.objects.issue(user)
     assert Token.objects.live().filter(user=user).count() == 12
+
+
+# --- boundaries: a session ends at exactly its expires_at ----------------------------------
+
+T0 = "2026-01-01 00:00:00+00:00"
+TICK = timedelta(microseconds=1)
+
+
+def test_live_excludes_a_session_from_exactly_its_expiry(user, api_client, password):
+    with time_machine.travel(T0, tick=False) as clock:
+        ending = Token.objects.issue(user, lifetime=timedelta(hours=1)).session
+        clock.shift(timedelta(hours=1) - TICK)
+        assert Token.objects.live().filter(pk=ending.pk).exists()
+        clock.shift(TICK)  # now == expires_at
+
+        assert not Token.objects.live().filter(pk=ending.pk).exists()
+        assert not Token.objects.live(at=ending.expires_at).filter(pk=ending.pk).exists()
+        # What alice sees: the session is gone from her list.
+        access = login(api_client, "alice", password).json()["access_token"]
+        response = api_client.get(reverse("cocart_jwt:sessions"), **bearer(access))
+        assert response.status_code == 200
+        assert ending.pk not in [row["id"] for row in response.json()]
+
+
+def test_refresh_of_a_session_expiring_exactly_now_is_refused(user):
+    with time_machine.travel(T0, tick=False) as clock:
+        ending = Token.objects.issue(user, lifetime=timedelta(hours=1))
+        control = Token.objects.issue(user, lifetime=timedelta(hours=1))
+        clock.shift(timedelta(hours=1) - TICK)
+        assert Token.objects.rotate(control.refresh_token).session.pk == control.session.pk
+        clock.shift(TICK)  # now == expires_at
+
+        with pytest.raises(RefreshError, match="expired"):
+            Token.objects.rotate(ending.refresh_token)
+        assert Token.objects.get(pk=ending.session.pk).expires_at == ending.session.expires_at
+
+
+def test_access_token_of_a_refreshable_session_never_outlives_it(user):
+    with time_machine.travel(T0, tick=False):
+        issued = Token.objects.issue(user, lifetime=timedelta(minutes=5))
+
+        assert issued.expires_in == 5 * 60  # not ACCESS_TOKEN_LIFETIME's 15 minutes
+        claims = verify_access_token(issued.access_token)
+        assert claims["exp"] == int(issued.session.expires_at.timestamp())
+
+
+# --- additional claims: data, never a reserved claim -----------------------------------------
+
+# Stored on a session before these names were reserved, or written around the form and CLI
+# (which refuse them): a session's claims are filtered again each time a token is minted.
+STORED_CLAIMS = {
+    "iss": "https://evil.example",
+    "aud": "https://evil.example",
+    "scope": "admin",
+    "client_id": "evil",
+    "auth_time": 1,
+    "typ": "id_token",
+    "role": "deployer",
+}
+RESERVED_STORED = set(STORED_CLAIMS) - {"role"}
+
+
+@pytest.mark.parametrize("configured", [False, True], ids=["no-iss-aud", "iss-and-aud"])
+def test_reserved_names_in_a_sessions_stored_claims_never_reach_its_tokens(
+    user, settings, api_client, configured
+):
+    issuer = "https://shop.example" if configured else None
+    audience = "https://api.shop.example" if configured else None
+    settings.COCART_JWT = {**settings.COCART_JWT, "ISSUER": issuer, "AUDIENCE": audience}
+    issued = Token.objects.issue(user, claims=STORED_CLAIMS)
+    refreshed = Token.objects.rotate(issued.refresh_token)
+
+    for access in (issued.access_token, refreshed.access_token):
+        claims = verify_access_token(access)
+        assert claims["role"] == "deployer"  # data passes
+        assert (claims.get("iss"), claims.get("aud")) == (issuer, audience)
+        assert not (RESERVED_STORED - {"iss", "aud"}) & set(claims)
+        assert api_client.get(ME, **bearer(access)).status_code == 200
