@@ -38,6 +38,7 @@ from . import login_links
 from .admin_autocomplete import URL_NAME as USER_AUTOCOMPLETE
 from .admin_autocomplete import UserAutocomplete, UserAutocompleteView
 from .admin_revoke import RevokeAdminMixin, sensitive
+from .checks import URLS_HINT, login_link_routed
 from .forms import TokenCreateForm, format_lifetime
 from .impersonation import MINT, may_issue_for, refused_attempt
 from .login_links import IssuedLink
@@ -347,10 +348,28 @@ class TokenAdmin(RevokeAdminMixin, admin.ModelAdmin):
 
     # -- views ----------------------------------------------------------------------------
 
+    def without_login_link_page(self, request: HttpRequest, redirect_to: str) -> HttpResponse:
+        """Issue nothing when ``cocart_jwt.urls`` is not routed: the login link shown with the
+        tokens would have no page to open (check ``cocart_jwt.E016`` says it too)."""
+        self.message_user(
+            request,
+            gettext(
+                "No token can be issued here: cocart_jwt.urls is not in this site's URLconf, "
+                "so the login link issued with it would have no page. %(fix)s"
+            )
+            % {"fix": URLS_HINT},
+            messages.ERROR,
+        )
+        return HttpResponseRedirect(redirect_to)
+
     @sensitive
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        if self.has_add_permission(request) and not login_link_routed():
+            if self.has_view_permission(request):
+                return self.without_login_link_page(request, self.url("changelist"))
+            return self.without_login_link_page(request, reverse(f"{self.admin_site.name}:index"))
         extra = {"show_save_and_add_another": False, "show_save_and_continue": False}
         return no_store(super().add_view(request, form_url, {**extra, **(extra_context or {})}))
 
@@ -426,6 +445,8 @@ class TokenAdmin(RevokeAdminMixin, admin.ModelAdmin):
         change_url = self.url("change", session.pk)
         if request.method != "POST":
             return HttpResponseRedirect(change_url)
+        if not login_link_routed():
+            return self.without_login_link_page(request, change_url)
         problem = unusable_reason(session)
         if problem:
             self.message_user(request, problem, messages.ERROR)

@@ -26,6 +26,29 @@ from .utils import client_ip, now, user_agent
 logger = logging.getLogger("cocart_jwt")
 
 ERROR_ATTR = "_cocart_jwt_error"
+# Other HTTP authentication schemes (the IANA registry's, RFC 9110 11.6): a site serves them on
+# purpose (the login view reads Basic credentials), so a request with one is no client mistake.
+# Anything else, "JWT" (simplejwt, djangorestframework-jwt), "Token" (DRF, knox), a typo or a
+# token with no scheme at all, is most likely a client that meant Bearer: the log says so.
+OTHER_SCHEMES = frozenset(
+    {
+        "basic",
+        "concealed",
+        "digest",
+        "dpop",
+        "hoba",
+        "mutual",
+        "negotiate",
+        "ntlm",
+        "privatetoken",
+        "scram-sha-1",
+        "scram-sha-256",
+        "vapid",
+    }
+)
+# A scheme is named in the log only when it is a short word: a longer or odder first word may
+# be a credential (a token sent with a space in it), and no header value is ever logged.
+SCHEME_SHOWN_MAX = 20
 
 
 def enforce_csrf(request: Request) -> None:
@@ -99,14 +122,44 @@ class JWTAuthentication(BaseAuthentication):
     def get_raw_token(self, request: Request) -> str | None:
         """The token after a ``Bearer`` scheme (any case); None when another scheme is used."""
         header = request.META.get("HTTP_AUTHORIZATION", "")
-        scheme, _sep, credentials = header.strip().partition(" ")
+        scheme, sep, credentials = header.strip().partition(" ")
         if scheme.lower() != self.keyword:
+            if scheme:
+                self.log_other_scheme(request, scheme, has_credentials=bool(sep))
             return None
         credentials = credentials.strip()
         if not credentials or " " in credentials:
             logger.info("Access token refused: malformed Authorization header")
             self.fail(request)
         return credentials
+
+    def log_other_scheme(self, request: Request, scheme: str, *, has_credentials: bool) -> None:
+        """Tell the log why a header that was likely meant for us was not read: the client sees
+        only DRF's "Authentication credentials were not provided." (a 401 like no header)."""
+        if scheme.lower() in OTHER_SCHEMES or self.read_elsewhere(request, scheme):
+            return
+        expected = self.keyword.capitalize()
+        if not has_credentials:  # one word: the whole header, maybe a bare token
+            logger.info("Authorization header without a scheme ignored: send %s <token>", expected)
+        elif scheme.isascii() and scheme.isalpha() and len(scheme) <= SCHEME_SHOWN_MAX:
+            logger.info(
+                "Authorization header with scheme %s ignored: send %s <token>", scheme, expected
+            )
+        else:
+            logger.info(
+                "Authorization header with an unknown scheme ignored: send %s <token>", expected
+            )
+
+    def read_elsewhere(self, request: Request, scheme: str) -> bool:
+        """Whether another authentication class of the view announces ``scheme`` (DRF's
+        TokenAuthentication reads "Token"): then the header is not meant for this one."""
+        for authenticator in getattr(request, "authenticators", None) or ():
+            if isinstance(authenticator, JWTAuthentication):
+                continue
+            challenge = authenticator.authenticate_header(request) or ""
+            if challenge.split(" ", 1)[0].lower() == scheme.lower():
+                return True
+        return False
 
     def get_session(self, sid: str, at: datetime) -> tuple[Token, bool]:
         """The live session ``sid`` with its user, and whether ``last_used_at`` is due a write.

@@ -6,14 +6,26 @@ E006 bad rate limit, E007 bad KEY_ID / FALLBACK_KEYS, E008 unknown REVOKE_ON eve
 import string that does not import, E010 cache alias not in CACHES, E011 bad TRUSTED_PROXIES,
 E012 COCART_JWT is not a dict, E013 cookie transport with insecure cookies while DEBUG is off,
 E014 bad COOKIE_SAMESITE (or SameSite=None without Secure) or cookie name, E015 bad
-RATE_LIMIT_IPV6_PREFIX.
+RATE_LIMIT_IPV6_PREFIX, E016 a site that issues tokens without ``cocart_jwt.urls`` routed.
 Warnings: W001 signing key equal to SECRET_KEY, W002 process-local rate-limit cache with DEBUG
 off, W003 cached mode without a shared cache, W004 unknown setting name, W005 no signing key,
-W006 signed-cookie sessions (a login link's Django session cannot be ended by a revocation).
+W006 signed-cookie sessions (a login link's Django session cannot be ended by a revocation),
+W007 a key that is not there yet, while migrating (E002/E003 for every other command).
+
+Every message says how to fix it (a ``hint``), and names settings as ``COCART_JWT NAME``.
+
+A key that is not there yet (an unset ``env:`` variable, a key file that does not exist) is
+an error for ``check``, ``check --deploy`` and ``runserver``, but only W007 for ``migrate``: a
+release step may migrate before the secrets are mounted, and migrating needs no key. Django
+tells the two apart for us: ``migrate`` runs the checks with ``databases=[its alias]``, the
+others without (``collectstatic`` runs only the ``staticfiles`` checks, none of these). So
+``check --database default`` answers as ``migrate`` would. A key that is there but wrong
+(too short, wrong type, a PEM that does not parse) is an error for every command.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,9 +33,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.urls import NoReverseMatch, reverse
 
 from .cookies import SAMESITE_VALUES
-from .keys import KeyConfigurationError, build_keyring, is_hmac, read_key_material
+from .keys import KeyConfigurationError, build_keyring, is_hmac, keyring, read_key_material
 from .ratelimit import RATE_NAMES, parse_rate
 from .settings import DEFAULTS, DURATIONS, IMPORT_STRINGS, REVOKE_EVENTS, SETTING_NAME, jwt_settings
 from .utils import UNIX_SOCKET_PROXY, valid_ipv6_prefix
@@ -41,6 +54,11 @@ POSITIVE_DURATIONS = (
     "ADMIN_TOKEN_LIFETIME",
     "LOGIN_LINK_LIFETIME",
 )
+LOGIN_LINK_URL = "cocart_jwt:login-link"
+URLS_HINT = (
+    'Add path("api/auth/", include("cocart_jwt.urls")) to urlpatterns in your ROOT_URLCONF '
+    "(from django.urls import include, path)."
+)
 
 
 def error(check_id: int, msg: str, hint: str | None = None) -> Error:
@@ -52,16 +70,25 @@ def warning(check_id: int, msg: str, hint: str | None = None) -> Warning:
 
 
 @register(Tags.security, "cocart_jwt")
-def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+def check_settings(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
     raw = getattr(settings, SETTING_NAME, {})
     if not isinstance(raw, dict):
-        return [error(12, f"{SETTING_NAME} must be a dict, not {type(raw).__name__}.")]
+        return [
+            error(
+                12,
+                f"{SETTING_NAME} must be a dict, not {type(raw).__name__}.",
+                hint='For example COCART_JWT = {"SIGNING_KEY": "env:COCART_JWT_SIGNING_KEY"}.',
+            )
+        ]
     messages: list[CheckMessage] = [
-        warning(4, f"{SETTING_NAME} has an unknown setting {name!r}.", hint="Check its spelling.")
+        warning(4, f"{SETTING_NAME} has an unknown setting {name!r}.", hint=spelling_hint(name))
         for name in sorted(set(raw) - set(DEFAULTS), key=str)
     ]
+    # Only migrate (and check --database) pass databases: see the module's docstring.
+    messages.extend(check_keys(migrating=databases is not None))
     for check in (
-        check_keys,
         check_durations,
         check_numbers,
         check_rates,
@@ -77,14 +104,35 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     return messages
 
 
-def check_keys() -> Iterator[CheckMessage]:
+def spelling_hint(name: Any) -> str:
+    close = difflib.get_close_matches(str(name), list(DEFAULTS), n=1)
+    if close:
+        return f"Did you mean {close[0]!r}? docs/settings.md lists every setting."
+    return "Check its spelling: docs/settings.md lists every setting."
+
+
+def check_keys(*, migrating: bool) -> Iterator[CheckMessage]:
     try:
         ring = build_keyring()
     except KeyConfigurationError as exc:  # its message and hint never hold a key value
-        yield Error(exc.message, hint=exc.hint, id=exc.check_id)
+        if exc.absent and migrating:
+            yield warning(
+                7,
+                f"{exc.message} Migrating goes on without it, but check, runserver and "
+                "every request that signs or verifies a token fail until it is there.",
+                hint=exc.hint,
+            )
+        else:
+            yield Error(exc.message, hint=exc.hint, id=exc.check_id)
         return
     if ring.signing_key is None:
-        yield warning(5, "No SIGNING_KEY: this site verifies tokens but cannot issue any.")
+        yield warning(
+            5,
+            "No SIGNING_KEY: this site verifies tokens but cannot issue any.",
+            hint="Right for a site that only verifies tokens. To issue them, set SIGNING_KEY "
+            "to the private key (python manage.py jwt keygen --algorithm "
+            f"{jwt_settings.ALGORITHM} makes a pair).",
+        )
     elif is_hmac(ring.signing_key.algorithm) and ring.signing_key.signer == _secret_key_bytes():
         yield warning(
             1,
@@ -108,35 +156,66 @@ def _duration(name: str) -> timedelta | None:
     return value if isinstance(value, timedelta) else None
 
 
+def duration_hint(name: str) -> str:
+    seconds = int(DEFAULTS[name].total_seconds())
+    return f"Use a timedelta or a number of seconds; the default is timedelta(seconds={seconds})."
+
+
 def check_durations() -> Iterator[CheckMessage]:
     for name in sorted(DURATIONS):
         value = _duration(name)
         if value is None:
-            yield error(5, f"COCART_JWT {name} must be a timedelta or a number of seconds.")
+            yield error(
+                5,
+                f"COCART_JWT {name} must be a timedelta or a number of seconds.",
+                hint=duration_hint(name),
+            )
         elif name in POSITIVE_DURATIONS and value <= timedelta(0):
-            yield error(5, f"COCART_JWT {name} must be positive.")
+            yield error(5, f"COCART_JWT {name} must be positive.", hint=duration_hint(name))
         elif value < timedelta(0):
-            yield error(5, f"COCART_JWT {name} must not be negative.")
+            yield error(5, f"COCART_JWT {name} must not be negative.", hint=duration_hint(name))
     access, refresh = _duration("ACCESS_TOKEN_LIFETIME"), _duration("REFRESH_TOKEN_LIFETIME")
     longest = _duration("SESSION_MAX_LIFETIME")
     if access and refresh and access > refresh:
-        yield error(5, "COCART_JWT ACCESS_TOKEN_LIFETIME is longer than REFRESH_TOKEN_LIFETIME.")
+        yield error(
+            5,
+            "COCART_JWT ACCESS_TOKEN_LIFETIME is longer than REFRESH_TOKEN_LIFETIME.",
+            hint="Access tokens live minutes (default 15), refresh tokens days (default 30): "
+            "shorten the first or lengthen the second.",
+        )
     if refresh and longest and refresh > longest:
-        yield error(5, "COCART_JWT REFRESH_TOKEN_LIFETIME is longer than SESSION_MAX_LIFETIME.")
+        yield error(
+            5,
+            "COCART_JWT REFRESH_TOKEN_LIFETIME is longer than SESSION_MAX_LIFETIME.",
+            hint="A session ends at SESSION_MAX_LIFETIME (default 90 days) whatever its "
+            "refresh token says: shorten REFRESH_TOKEN_LIFETIME or lengthen the maximum.",
+        )
 
 
 def check_numbers() -> Iterator[CheckMessage]:
     cap = jwt_settings.MAX_TOKENS_PER_USER
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-        yield error(5, "COCART_JWT MAX_TOKENS_PER_USER must be a positive integer or None.")
+        yield error(
+            5,
+            "COCART_JWT MAX_TOKENS_PER_USER must be a positive integer or None.",
+            hint="Use 10 (the default), or None for no cap on a user's live sessions.",
+        )
     if not isinstance(jwt_settings.TOKEN_PREFIX, str) or len(jwt_settings.TOKEN_PREFIX) > 32:
-        yield error(5, "COCART_JWT TOKEN_PREFIX must be a string of at most 32 characters.")
+        yield error(
+            5,
+            "COCART_JWT TOKEN_PREFIX must be a string of at most 32 characters.",
+            hint='For example "shop_rt_", or "" (the default) for no prefix.',
+        )
 
 
 def check_rates() -> Iterator[CheckMessage]:
     rates = jwt_settings.RATE_LIMITS
     if not isinstance(rates, dict):
-        yield error(6, "COCART_JWT RATE_LIMITS must be a dict such as {'login': '5/min'}.")
+        yield error(
+            6,
+            "COCART_JWT RATE_LIMITS must be a dict such as {'login': '5/min'}.",
+            hint="Name only the limits to change: the others keep their defaults.",
+        )
         return
     for name, rate in rates.items():
         if name not in RATE_NAMES:
@@ -159,7 +238,11 @@ def check_rates() -> Iterator[CheckMessage]:
 def check_revoke_on() -> Iterator[CheckMessage]:
     events = jwt_settings.REVOKE_ON
     if isinstance(events, str) or not isinstance(events, list | tuple | set | frozenset):
-        yield error(8, "COCART_JWT REVOKE_ON must be a list.")
+        yield error(
+            8,
+            "COCART_JWT REVOKE_ON must be a list.",
+            hint=f"A list of events among {', '.join(sorted(REVOKE_EVENTS))}; [] for none.",
+        )
         return
     for event in set(events) - REVOKE_EVENTS:
         yield error(
@@ -171,20 +254,27 @@ def check_revoke_on() -> Iterator[CheckMessage]:
 
 def check_import_strings() -> Iterator[CheckMessage]:
     for name in sorted(IMPORT_STRINGS):
+        hint = f'Give the dotted path of a function, such as "myshop.jwt.{name.lower()}".'
         try:
             value = getattr(jwt_settings, name)
         except ImportError as exc:
-            yield error(9, f"COCART_JWT {name} does not import: {exc}.")
+            reason = str(exc).rstrip(".")
+            yield error(9, f"COCART_JWT {name} does not import: {reason}.", hint=hint)
             continue
         if value is not None and not callable(value):
-            yield error(9, f"COCART_JWT {name} must be an import path of a callable.")
+            yield error(9, f"COCART_JWT {name} must be an import path of a callable.", hint=hint)
 
 
 def check_caches() -> Iterator[CheckMessage]:
     caches = getattr(settings, "CACHES", {})
     for name in ("CACHE", "RATE_LIMIT_CACHE"):
         if getattr(jwt_settings, name) not in caches:
-            yield error(10, f"COCART_JWT {name} names a cache alias that is not in CACHES.")
+            yield error(
+                10,
+                f"COCART_JWT {name} names a cache alias that is not in CACHES.",
+                hint=f"Use one of {', '.join(map(repr, caches)) or 'the CACHES aliases'}, or "
+                "add the alias to CACHES.",
+            )
     rate_cache = caches.get(jwt_settings.RATE_LIMIT_CACHE, {})
     if not settings.DEBUG and rate_cache.get("BACKEND") in PROCESS_LOCAL_CACHES:
         yield warning(
@@ -247,15 +337,28 @@ def check_cookies() -> Iterator[CheckMessage]:
             hint="Set COOKIE_SECURE = True (browsers accept Secure cookies on http://localhost).",
         )
     if samesite not in SAMESITE_VALUES:
-        yield error(14, "COCART_JWT COOKIE_SAMESITE must be 'Lax', 'Strict' or 'None'.")
+        yield error(
+            14,
+            "COCART_JWT COOKIE_SAMESITE must be 'Lax', 'Strict' or 'None'.",
+            hint="'Lax' (the default) suits a front end on the API's own site.",
+        )
     elif samesite == "None" and not secure:
-        yield error(14, "COCART_JWT COOKIE_SAMESITE 'None' needs COOKIE_SECURE = True.")
+        yield error(
+            14,
+            "COCART_JWT COOKIE_SAMESITE 'None' needs COOKIE_SECURE = True.",
+            hint="Browsers drop SameSite=None cookies that are not Secure: set COOKIE_SECURE = "
+            "True, or use 'Lax'.",
+        )
     for name in ("REFRESH_COOKIE_NAME", "ACCESS_COOKIE_NAME"):
         value = getattr(jwt_settings, name)
         if name == "ACCESS_COOKIE_NAME" and value is None:
             continue
         if not isinstance(value, str) or not value or not value.isascii() or ";" in value:
-            yield error(14, f"COCART_JWT {name} must be a plain ASCII cookie name.")
+            yield error(
+                14,
+                f"COCART_JWT {name} must be a plain ASCII cookie name.",
+                hint=f"Use letters, digits and _, such as {DEFAULTS['REFRESH_COOKIE_NAME']!r}.",
+            )
 
 
 def check_session_engine() -> Iterator[CheckMessage]:
@@ -274,3 +377,35 @@ def check_session_engine() -> Iterator[CheckMessage]:
             hint="Use the db, cache or cached_db session engine "
             '(for example SESSION_ENGINE = "django.contrib.sessions.backends.cached_db").',
         )
+
+
+def login_link_routed() -> bool:
+    """Whether ``cocart_jwt.urls`` is in the URLconf: the admin's login links need its page."""
+    try:
+        reverse(LOGIN_LINK_URL)
+    except NoReverseMatch:
+        return False
+    return True
+
+
+@register(Tags.urls, "cocart_jwt")
+def check_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A site that issues tokens needs ``cocart_jwt.urls``: login, refresh, the login-link page
+    (the admin's create and mint pages make one). A resource server that only verifies tokens
+    (a VERIFYING_KEY alone) serves none of them."""
+    try:
+        issues_tokens = keyring().signing_key is not None
+    except KeyConfigurationError:  # check_keys reports it; whether the site issues is unknown
+        return []
+    if not issues_tokens or login_link_routed():
+        return []
+    return [
+        error(
+            16,
+            "COCART_JWT has a SIGNING_KEY, but cocart_jwt.urls is not in the URLconf: "
+            "clients have no login or refresh endpoint, and the admin cannot make login links.",
+            hint=f"{URLS_HINT} A site that only verifies tokens sets VERIFYING_KEY alone "
+            "(an RS, PS or ES algorithm) and needs no urls; one that shares an HMAC secret "
+            'to verify only adds "cocart_jwt.E016" to SILENCED_SYSTEM_CHECKS.',
+        )
+    ]

@@ -44,19 +44,36 @@ RSA_MIN_BITS = 2048
 PEM_MARKER = b"-----BEGIN"
 # Longer than any algorithm name, shorter than any usable secret (32 bytes at least).
 ALGORITHM_NAME_MAX = 16
+SOURCES_HINT = (
+    'Give the key itself, "env:NAME" (an environment variable), or "file:/path/to/key" '
+    "(or a pathlib.Path)."
+)
+KEY_ID_HINT = (
+    'Leave KEY_ID unset to derive one from the key, or use a short name such as "2026-01".'
+)
+FALLBACK_KEYS_HINT = (
+    'A list of dicts, for example [{"ALGORITHM": "HS256", "SIGNING_KEY": "env:OLD_JWT_KEY"}].'
+)
 
 
 class KeyConfigurationError(ImproperlyConfigured):
     """A key setting is unusable; ``check_id`` is the system check that reports it.
 
     ``message`` says what is wrong and ``hint`` how to fix it; neither holds a key value.
+    ``absent`` marks a key that is not there yet (an unset ``env:`` variable, a key file
+    that does not exist): a release step may run before secrets are mounted, so the
+    checks let ``migrate`` go on (see ``checks.check_keys``); a key that is there but
+    wrong is never ``absent``.
     """
 
-    def __init__(self, check_id: str, message: str, hint: str | None = None) -> None:
+    def __init__(
+        self, check_id: str, message: str, hint: str | None = None, *, absent: bool = False
+    ) -> None:
         super().__init__(f"{message} {hint}" if hint else message)
         self.check_id = check_id
         self.message = message
         self.hint = hint
+        self.absent = absent
 
 
 def key_hint(algorithm: str, setting: str) -> str:
@@ -144,7 +161,9 @@ def read_key_material(
         value = value.encode("utf-8")
     if not isinstance(value, bytes):
         raise KeyConfigurationError(
-            "cocart_jwt.E002", f"{setting} must be a string, bytes or a path."
+            "cocart_jwt.E002",
+            f"{setting} must be a string, bytes or a path, not {type(value).__name__}.",
+            SOURCES_HINT,
         )
     if asymmetric and PEM_MARKER not in value:
         # A path, or a secret in the wrong place: read it, but never quote it.
@@ -155,8 +174,14 @@ def read_key_material(
 
 def _read_env(name: str, *, asymmetric: bool, setting: str, algorithm: str | None) -> bytes | None:
     if name not in os.environ:
+        hint = f"Set {name} in the environment of every process of the site."
+        if algorithm is not None and algorithm in ALGORITHMS:
+            hint = f"{hint} {key_hint(algorithm, setting)}"
         raise KeyConfigurationError(
-            "cocart_jwt.E002", f"{setting} names environment variable {name!r}, unset."
+            "cocart_jwt.E002",
+            f"{setting} names environment variable {name!r}, which is not set.",
+            hint,
+            absent=True,
         )
     return read_key_material(
         os.environ[name], asymmetric=asymmetric, setting=setting, algorithm=algorithm, env_name=name
@@ -175,17 +200,28 @@ class _Source:
 def _read_file(path: Path, setting: str, source: _Source) -> bytes:
     try:
         return path.read_bytes()
-    except OSError as exc:
+    except FileNotFoundError as exc:
         reason = exc.strerror or type(exc).__name__
+        # Not there yet (a secret mounted after the release step) when it was given as a
+        # path (file:, a Path) or is an absolute one: a relative plain string may as well be
+        # a misplaced secret, which is there but wrong.
+        absent = source.explicit or path.is_absolute()
+    except OSError as exc:
+        reason, absent = exc.strerror or type(exc).__name__, False
     except ValueError:  # a NUL byte: no file has that name
-        reason = "not a file name"
+        reason, absent = "not a file name", False
     # Raised outside the except block: the OSError, whose filename may be a misplaced secret,
     # must not travel along as __context__ into a logged traceback.
-    raise _unreadable(path, setting, source, reason)
+    raise _unreadable(path, setting, source, reason, absent=absent)
 
 
-def _unreadable(path: Path, setting: str, source: _Source, reason: str) -> KeyConfigurationError:
-    hint = key_hint(source.algorithm, setting) if source.algorithm else None
+def _unreadable(
+    path: Path, setting: str, source: _Source, reason: str, *, absent: bool
+) -> KeyConfigurationError:
+    if source.algorithm is not None and source.algorithm in ALGORITHMS:
+        hint = key_hint(source.algorithm, setting)
+    else:
+        hint = "Check the path, and that the site's user may read the file."
     if source.env_name is not None and source.explicit:
         message = (
             f"{setting}: environment variable {source.env_name!r} names a key file that "
@@ -203,12 +239,17 @@ def _unreadable(path: Path, setting: str, source: _Source, reason: str) -> KeyCo
             f"{setting} is neither a PEM key nor the path of a readable key file ({reason}); "
             "a secret of an HS algorithm does not work here."
         )
-    return KeyConfigurationError("cocart_jwt.E003", message, hint)
+    return KeyConfigurationError("cocart_jwt.E003", message, hint, absent=absent)
 
 
 def hmac_key(secret: bytes | None, algorithm: str, setting: str) -> bytes:
     hint = key_hint(algorithm, setting)
     if not secret:
+        if setting == "COCART_JWT SIGNING_KEY":  # a new site's first error: show the way
+            hint = (
+                'Keep it out of the code: "env:COCART_JWT_SIGNING_KEY" reads it from that '
+                f"environment variable. {hint}"
+            )
         raise KeyConfigurationError(
             "cocart_jwt.E002", f"{setting} is required for {algorithm}.", hint
         )
@@ -293,30 +334,32 @@ def derive_kid(algorithm: str, verifier: Any) -> str:
     return b64url(hashlib.sha256(canonical).digest())
 
 
-def asymmetric_pair(algorithm: str, signing: Any, verifying: Any, setting: str) -> tuple[Any, Any]:
+def asymmetric_pair(algorithm: str, signing: Any, verifying: Any, scope: str) -> tuple[Any, Any]:
     """(private key or None, public key) for an RS/PS/ES algorithm."""
+    signing_name, verifying_name = f"{scope} SIGNING_KEY", f"{scope} VERIFYING_KEY"
     private_pem = read_key_material(
-        signing, asymmetric=True, setting=f"{setting}SIGNING_KEY", algorithm=algorithm
+        signing, asymmetric=True, setting=signing_name, algorithm=algorithm
     )
     public_pem = read_key_material(
-        verifying, asymmetric=True, setting=f"{setting}VERIFYING_KEY", algorithm=algorithm
+        verifying, asymmetric=True, setting=verifying_name, algorithm=algorithm
     )
-    signer = (
-        load_private_key(private_pem, algorithm, f"{setting}SIGNING_KEY") if private_pem else None
-    )
+    signer = load_private_key(private_pem, algorithm, signing_name) if private_pem else None
     if public_pem:
-        verifier = load_public_key(public_pem, algorithm, f"{setting}VERIFYING_KEY")
+        verifier = load_public_key(public_pem, algorithm, verifying_name)
     elif signer is not None:
         verifier = signer.public_key()
     else:
         raise KeyConfigurationError(
             "cocart_jwt.E003",
-            f"{setting}: {algorithm} needs SIGNING_KEY (a private key) or VERIFYING_KEY.",
-            key_hint(algorithm, f"{setting}SIGNING_KEY"),
+            f"{scope}: {algorithm} needs SIGNING_KEY (a private key) or VERIFYING_KEY.",
+            key_hint(algorithm, signing_name),
         )
     if signer is not None and signer.public_key().public_numbers() != verifier.public_numbers():
         raise KeyConfigurationError(
-            "cocart_jwt.E004", f"{setting}VERIFYING_KEY is not the public half of SIGNING_KEY."
+            "cocart_jwt.E004",
+            f"{verifying_name} is not the public half of {signing_name}.",
+            "Leave VERIFYING_KEY unset (it is derived from SIGNING_KEY), or set it to the "
+            "public key made with that private key.",
         )
     return signer, verifier
 
@@ -330,22 +373,27 @@ def build_key(
     setting: str,
     can_sign: bool,
 ) -> Key:
-    if algorithm not in ALGORITHMS:
+    """One key from its settings; ``setting`` names where they are (``COCART_JWT``,
+    ``COCART_JWT FALLBACK_KEYS[0]``), for messages such as ``COCART_JWT SIGNING_KEY ...``."""
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:  # a list: unhashable
         raise KeyConfigurationError(
             "cocart_jwt.E001",
-            f"{setting}: unknown algorithm {_shown_algorithm(algorithm)}.",
+            f"{setting} ALGORITHM {_shown_algorithm(algorithm)} is not a known algorithm.",
             f"Use one of {KNOWN_ALGORITHMS}.",
         )
     if is_hmac(algorithm):
+        signing_name = f"{setting} SIGNING_KEY"
         material = read_key_material(
-            signing, asymmetric=False, setting=f"{setting}SIGNING_KEY", algorithm=algorithm
+            signing, asymmetric=False, setting=signing_name, algorithm=algorithm
         )
-        signer = verifier = hmac_key(material, algorithm, f"{setting}SIGNING_KEY")
+        signer = verifier = hmac_key(material, algorithm, signing_name)
     else:
         signer, verifier = asymmetric_pair(algorithm, signing, verifying, setting)
     if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > 128):
         raise KeyConfigurationError(
-            "cocart_jwt.E007", f"{setting}KEY_ID must be a non-empty string of at most 128 chars."
+            "cocart_jwt.E007",
+            f"{setting} KEY_ID must be a non-empty string of at most 128 characters.",
+            KEY_ID_HINT,
         )
     return Key(
         kid=kid or derive_kid(algorithm, verifier),
@@ -369,28 +417,34 @@ def build_keyring() -> KeyRing:
         signing=jwt_settings.SIGNING_KEY,
         verifying=jwt_settings.VERIFYING_KEY,
         kid=jwt_settings.KEY_ID,
-        setting="COCART_JWT ",
+        setting="COCART_JWT",
         can_sign=True,
     )
     by_kid = {current.kid: current}
     fallbacks = jwt_settings.FALLBACK_KEYS
     if not isinstance(fallbacks, list | tuple):
-        raise KeyConfigurationError("cocart_jwt.E007", "COCART_JWT FALLBACK_KEYS must be a list.")
+        raise KeyConfigurationError(
+            "cocart_jwt.E007", "COCART_JWT FALLBACK_KEYS must be a list.", FALLBACK_KEYS_HINT
+        )
     for index, entry in enumerate(fallbacks):
-        setting = f"COCART_JWT FALLBACK_KEYS[{index}] "
+        scope = f"COCART_JWT FALLBACK_KEYS[{index}]"
         if not isinstance(entry, dict):
-            raise KeyConfigurationError("cocart_jwt.E007", f"{setting}must be a dict.")
+            raise KeyConfigurationError(
+                "cocart_jwt.E007", f"{scope} must be a dict.", FALLBACK_KEYS_HINT
+            )
         key = build_key(
             algorithm=entry.get("ALGORITHM", jwt_settings.ALGORITHM),
             signing=entry.get("SIGNING_KEY"),
             verifying=entry.get("VERIFYING_KEY"),
             kid=entry.get("KEY_ID"),
-            setting=setting,
+            setting=scope,
             can_sign=False,
         )
         if key.kid in by_kid:
             raise KeyConfigurationError(
-                "cocart_jwt.E007", f"{setting}has key id {key.kid!r}, already in use."
+                "cocart_jwt.E007",
+                f"{scope} has key id {key.kid!r}, already in use.",
+                "Give each key its own KEY_ID, and drop a fallback that repeats the current key.",
             )
         by_kid[key.kid] = key
     signing_key = current if current.signer is not None else None

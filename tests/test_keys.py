@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import traceback
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.core.checks import run_checks
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -33,6 +33,11 @@ def cocart_ids() -> list[str]:
     return sorted(
         m.id for m in run_checks() if m.id and m.id.startswith("cocart_jwt.") and m.is_serious()
     )
+
+
+def cocart_errors() -> list[Any]:
+    """The cocart_jwt errors themselves, to read what they say."""
+    return [m for m in run_checks() if m.id and m.id.startswith("cocart_jwt.") and m.is_serious()]
 
 
 def configure(settings: Any, **cocart_jwt: Any) -> None:
@@ -247,13 +252,60 @@ def test_unreadable_private_key_file_is_check_e003(
     assert cocart_ids() == ["cocart_jwt.E003"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_key_file_without_read_permission_is_check_e003(settings: Any, tmp_path: Path) -> None:
-    key_file = tmp_path / "private.pem"
-    key_file.write_text(private_pem("ES256", 0))
-    key_file.chmod(0)
-    configure(settings, ALGORITHM="ES256", SIGNING_KEY=str(key_file))
-    assert cocart_ids() == ["cocart_jwt.E003"]
+def path_under_a_file(tmp: Path) -> Path:
+    """A path whose parent is a regular file: ENOTDIR, for root as for anyone."""
+    parent = tmp / "private.pem"
+    parent.write_text(private_pem("ES256", 0))
+    return parent / "key.pem"
+
+
+def symlink_to_a_directory(tmp: Path) -> Path:
+    """A symlink naming the directory of the keys, not a key: EISDIR, for root as for anyone."""
+    link = tmp / "current.pem"
+    link.symlink_to(tmp, target_is_directory=True)
+    return link
+
+
+def name_too_long(tmp: Path) -> Path:
+    """A file name longer than any file system holds: ENAMETOOLONG, for root as for anyone."""
+    return tmp / ("k" * 300 + ".pem")
+
+
+def symlink_loop(tmp: Path) -> Path:
+    """Two symlinks naming each other: ELOOP, for root as for anyone."""
+    first, second = tmp / "a.pem", tmp / "b.pem"
+    first.symlink_to(second)
+    second.symlink_to(first)
+    return first
+
+
+# Key paths no one can read, whoever runs the tests: CI runs them as root, who reads a file
+# of any mode, so a chmod 0 file is no unreadable file there. Each is given as a bare path,
+# with file: and as a pathlib.Path; the check says why it cannot be read.
+UNOPENABLE = {
+    "path-under-a-file": (path_under_a_file, "Not a directory"),
+    "symlink-to-a-directory": (symlink_to_a_directory, "Is a directory"),
+    "symlink-loop": (symlink_loop, "Too many levels of symbolic links"),
+    "name-too-long": (name_too_long, "File name too long"),
+}
+
+
+@pytest.mark.parametrize("form", ["bare-path", "file-prefix", "pathlib"])
+@pytest.mark.parametrize("case", list(UNOPENABLE))
+def test_key_file_that_cannot_be_opened_is_check_e003_even_as_root(
+    case: str, form: str, settings: Any, tmp_path: Path
+) -> None:
+    make_path, reason = UNOPENABLE[case]
+    path = make_path(tmp_path)
+    value: Any = {"bare-path": str(path), "file-prefix": f"file:{path}", "pathlib": path}[form]
+    configure(settings, ALGORITHM="ES256", SIGNING_KEY=value)
+
+    errors = cocart_errors()
+
+    assert [m.id for m in errors] == ["cocart_jwt.E003"]
+    assert reason in errors[0].msg
+    with pytest.raises(KeyConfigurationError, match=reason):
+        keyring()
 
 
 # --- Settings reload -----------------------------------------------------------------------
@@ -477,6 +529,61 @@ def test_fallback_given_a_private_key_only_verifies_and_publishes_its_public_hal
     published = jwks_by_kid(api_client)
     assert set(published) == {"old", "new"}
     assert not {"d", "p", "q", "dp", "dq", "qi"} & set(published["old"])
+
+
+def test_a_fallback_key_never_signs(
+    settings: Any, api_client: Any, user: Any, password: str
+) -> None:
+    rsa_private = private_pem("RS256", 0)
+    configure(
+        settings,
+        ALGORITHM="HS256",
+        SIGNING_KEY=HS_B,
+        KEY_ID="new",
+        FALLBACK_KEYS=[
+            {"KEY_ID": "old-hs", "ALGORITHM": "HS256", "SIGNING_KEY": HS_A},
+            {"KEY_ID": "old-rs", "ALGORITHM": "RS256", "SIGNING_KEY": rsa_private},
+        ],
+    )
+
+    token = access_token(api_client, user, password)
+
+    assert jwt.get_unverified_header(token)["kid"] == "new"
+    assert verify_with(token, HS_B, "HS256")["sub"] == str(user.pk)
+    ring = keyring()
+    assert ring.signing_key is ring.by_kid["new"]
+    # Kept for verification only: even given a secret or a private key, nothing to sign with.
+    assert (ring.by_kid["old-hs"].signer, ring.by_kid["old-rs"].signer) == (None, None)
+
+
+def openssh_public_key(kind: str) -> str:
+    """An OpenSSH public key line, as ~/.ssh/id_*.pub holds it."""
+    private: Any
+    if kind == "ssh-rsa":
+        private = serialization.load_pem_private_key(private_pem("RS256", 0).encode(), None)
+    else:
+        private = ed25519.Ed25519PrivateKey.generate()
+    line = private.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    assert line.startswith(f"{kind} ".encode())
+    return f"{line.decode()} alice@laptop"
+
+
+@pytest.mark.parametrize("algorithm", ["HS256", "HS512"])
+@pytest.mark.parametrize("kind", ["ssh-rsa", "ssh-ed25519"])
+def test_an_ssh_public_key_given_as_hmac_secret_is_check_e004(
+    kind: str, algorithm: str, settings: Any
+) -> None:
+    # Pasted where a secret belongs: long enough to pass for one, and public.
+    ssh_key = openssh_public_key(kind)
+    configure(settings, ALGORITHM=algorithm, SIGNING_KEY=ssh_key)
+
+    errors = cocart_errors()
+
+    assert [m.id for m in errors] == ["cocart_jwt.E004"]
+    assert "PEM/SSH key" in errors[0].msg
+    assert not quotes_any_part(ssh_key, f"{errors[0].msg} {errors[0].hint}")
 
 
 # --- No key value in any error ------------------------------------------------------------

@@ -21,7 +21,8 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import user_logged_in
 from django.db import connection
 from django.test import Client
-from django.urls import reverse
+from django.test.utils import override_script_prefix
+from django.urls import include, path, reverse
 
 from cocart_jwt import login_links
 from cocart_jwt.models import LoginLink, RevokeReason, Token
@@ -147,12 +148,15 @@ def test_default_lifetime_is_ten_minutes(client, user):
 
 
 def test_a_link_never_outlives_its_session(client, user):
-    _, token = new_link(user, lifetime=timedelta(minutes=2))
+    session, token = new_link(user, lifetime=timedelta(minutes=2))
 
-    with time_machine.travel(now() + timedelta(minutes=3), tick=False):
+    # Its own expiry, not only its session's: the page says the link expired.
+    assert LoginLink.objects.get().expires_at == session.expires_at
+    with time_machine.travel(session.expires_at, tick=False):
         response = post(client, token)
 
     assert response.status_code == 410
+    assert "This login link has expired" in response.content.decode()
     assert signed_in_user_id(client) is None
 
 
@@ -389,3 +393,73 @@ def test_link_attempts_are_rate_limited_per_ip(client, user, settings):
     assert "Too many" in response.content.decode()
     assert LoginLink.objects.get().used_at is None
     assert signed_in_user_id(client) is None
+
+
+# -- where a sign-in lands without a next ---------------------------------------------------
+
+# This module is also the URLconf of one test below: cocart_jwt.urls, no admin.
+urlpatterns = [path("api/auth/", include("cocart_jwt.urls"))]
+
+
+def test_without_login_redirect_url_staff_land_on_the_admin(client, user):
+    user.is_staff = True
+    user.save()
+    _, token = new_link(user)
+
+    response = post(client, token)
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:index")
+    assert client.get(response["Location"]).status_code == 200  # signed in, not a 404
+
+
+def test_without_login_redirect_url_others_land_on_the_site_root(client, user):
+    _, token = new_link(user)
+
+    response = post(client, token)
+
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+
+
+def test_staff_land_on_the_site_root_when_the_admin_is_not_routed(client, user, settings):
+    settings.ROOT_URLCONF = "tests.test_login_link"
+    user.is_staff = True
+    user.save()
+    _, token = new_link(user)
+
+    response = post(client, token)
+
+    assert response["Location"] == "/"
+
+
+def test_under_a_script_prefix_the_root_is_the_sites_own(client, user):
+    _, token = new_link(user)
+
+    with override_script_prefix("/shop/"):  # what a WSGI server mounting the site at /shop sets
+        response = post(client, token)
+
+    assert response["Location"] == "/shop/"
+
+
+@pytest.mark.parametrize("redirect_url", ["/accounts/profile/", "/welcome/", "admin:index"])
+def test_a_login_redirect_url_the_site_set_wins_even_for_staff(
+    client, user, settings, redirect_url
+):
+    settings.LOGIN_REDIRECT_URL = redirect_url  # set by the site, even to Django's default
+    user.is_staff = True
+    user.save()
+    _, token = new_link(user)
+
+    response = post(client, token)
+
+    expected = reverse(redirect_url) if ":" in redirect_url else redirect_url
+    assert response["Location"] == expected
+
+
+def test_next_still_wins_over_the_default(client, user):
+    user.is_staff = True
+    user.save()
+    _, token = new_link(user)
+
+    assert post(client, token, next="/orders/")["Location"] == "/orders/"

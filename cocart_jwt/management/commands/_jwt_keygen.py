@@ -91,7 +91,7 @@ def _check(algorithm: str, signing: str, verifying: str | None) -> str:
             signing=signing,
             verifying=verifying,
             kid=None,
-            setting="keygen ",
+            setting="keygen",
             can_sign=True,
         )
     except KeyConfigurationError as exc:  # pragma: no cover - a bug of this module
