@@ -112,7 +112,7 @@ def cross_site_reason(request: HttpRequest) -> str | None:
 
     Browsers send ``Origin`` on every POST (``null`` from sandboxed frames, ``file:`` pages and
     some redirects) and ``Sec-Fetch-Site``, which a page cannot forge. A cross-site request is
-    refused even from an origin in ``CSRF_TRUSTED_ORIGINS`` (CONTRACT.md): a trusted front end
+    refused even from an origin in ``CSRF_TRUSTED_ORIGINS`` (docs/cookies.md): a trusted front end
     on a sibling host of the same site is ``same-site`` and passes. Native clients send neither
     header and are not browsers to protect.
     """

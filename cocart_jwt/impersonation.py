@@ -1,4 +1,4 @@
-"""Who may issue tokens and login links for whom (CONTRACT.md "Who may issue for whom").
+"""Who may issue tokens and login links for whom (docs/security.md, "Who may issue for whom").
 
 A token or a login link issued for another user signs its holder in as that user: issuing
 for someone else is impersonation. ``refusal`` is the one rule; the admin's create form, its

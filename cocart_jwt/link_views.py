@@ -3,9 +3,10 @@
 A GET only shows a confirm page, so a link preview or a mail scanner that fetches the URL
 does not use the link up. The POST (CSRF-protected) consumes it atomically, starts a Django
 session for its user (tied to the link's registry session: it ends when that one is revoked,
-and expires no later) and redirects to ``LOGIN_REDIRECT_URL`` or a same-host ``next``, a URL
-without the token. Refusals are small pages: 400 (malformed or unknown link), 410 (expired,
-used, revoked), 429 (rate limited, per client IP, limit ``login_link``).
+and expires no later) and redirects to a same-host ``next``, else the site's
+``LOGIN_REDIRECT_URL``, else the admin for staff or the site's root: a URL without the
+token. Refusals are small pages: 400 (malformed or unknown link), 410 (expired, used,
+revoked), 429 (rate limited, per client IP, limit ``login_link``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
+from django.urls import NoReverseMatch, get_script_prefix, reverse
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.module_loading import import_string
@@ -82,13 +84,26 @@ def rate_limited_page(request: HttpRequest, exc: ratelimit.RateLimitExceeded) ->
 
 
 def redirect_target(request: HttpRequest) -> str:
-    """A same-host ``next`` (no open redirect), else ``LOGIN_REDIRECT_URL``."""
+    """A same-host ``next`` (no open redirect), else the site's ``LOGIN_REDIRECT_URL`` when it
+    set one; else the admin index for staff (when the admin is routed), else the site's root.
+
+    Django's own default, ``/accounts/profile/``, is a page a new site does not have: a
+    person who used a link would land on a 404. ``is_overridden`` tells a value the site set
+    (even that same one) from Django's default.
+    """
     candidate = request.POST.get("next") or request.GET.get("next") or ""
     if candidate and url_has_allowed_host_and_scheme(
         candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return candidate
-    return resolve_url(settings.LOGIN_REDIRECT_URL)
+    if settings.is_overridden("LOGIN_REDIRECT_URL"):  # type: ignore[misc]  # not in the stubs
+        return resolve_url(settings.LOGIN_REDIRECT_URL)
+    if getattr(request.user, "is_staff", False) and apps.is_installed("django.contrib.admin"):
+        try:
+            return reverse("admin:index")
+        except NoReverseMatch:  # installed, but not in the URLconf
+            pass
+    return get_script_prefix()
 
 
 def backend_path() -> str:

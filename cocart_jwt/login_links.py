@@ -1,4 +1,4 @@
-"""Single-use passwordless login links: issue, inspect, consume (DESIGN.md "Login links").
+"""Single-use passwordless login links: issue, inspect, consume (docs/security.md, "Login links").
 
 A link token is ``secrets.token_urlsafe(32)``; only its SHA-256 is stored, in a ``LoginLink``
 row of its session. It is consumed by one conditional UPDATE (unused and unexpired), so of any
@@ -7,8 +7,8 @@ expired, its user inactive, or the user's password changed since it was made (by
 the link keeps a fingerprint of the password hash). It is not a JWT and has no refresh-token
 row: neither the authentication class nor the refresh endpoint accepts it. It is never logged.
 
-The Django session a link starts is tied to its registry session (DESIGN.md "Impersonation
-and login-link sessions"): it expires no later, and its key, recorded on the link, is deleted
+The Django session a link starts is tied to its registry session (docs/security.md,
+"Login links"): it expires no later, and its key, recorded on the link, is deleted
 through the session engine by every revocation (``TokenQuerySet.revoke``).
 """
 

@@ -2,7 +2,7 @@
 
 A limit is a fixed window that starts at its first hit. With django-redis, a Lua script does
 ``INCR`` and, on the first hit, ``EXPIRE`` in one atomic step and returns the count and the
-window's remaining seconds, so a crash can never leave a counter without an expiry (DESIGN.md).
+window's remaining seconds, so a crash can never leave a counter without an expiry.
 Other caches (local memory, for one process) use ``add`` + ``incr``.
 
 ``RATE_LIMITS`` names what is limited and by what; a user's dict is laid over the defaults

@@ -6,7 +6,7 @@ One entry per session, ``cocart_jwt:session:<sid>``, holds one of:
 * ``REVOKED``, a tombstone: refuse without asking the database;
 * ``STALE``: the user changed; ask the database, and cache nothing until the entry expires.
 
-The rules that keep a revoked session from coming back (DESIGN.md):
+The rules that keep a revoked session from coming back:
 
 * revoking writes a tombstone (``set``), it never merely deletes;
 * a miss fills the entry with ``add`` (only if absent), never ``set``, so a request that read

@@ -1,4 +1,5 @@
-"""Who may issue for whom (CONTRACT.md): a token or login link for another user is impersonation.
+"""Who may issue for whom (docs/security.md): a token or login link for another user
+is impersonation.
 
 Through the real admin URLs with Django's test client: the create form (a refused user is a
 form error on ``user``), the mint button (403), the user autocomplete (only permitted users),

@@ -205,7 +205,7 @@ def test_trusted_origins_are_matched_as_django_matches_them(
 def test_a_trusted_origin_logs_in_same_site_but_never_cross_site(
     settings: Any, user: Any, password: str
 ) -> None:
-    """CONTRACT.md: Sec-Fetch-Site: cross-site is refused, whatever CSRF_TRUSTED_ORIGINS says;
+    """docs/cookies.md: Sec-Fetch-Site: cross-site is refused, whatever CSRF_TRUSTED_ORIGINS says;
     a trusted front end on a sibling host of the same site (same-site) logs in."""
     settings.CSRF_TRUSTED_ORIGINS = ["https://*.frontend.test"]
 
