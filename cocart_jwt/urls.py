@@ -1,13 +1,18 @@
-from django.urls import path, register_converter
+from django.urls import path, re_path, register_converter
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from . import link_views, views
+from .schema import extend_schema
 from .tokens import SESSION_ID
 
 app_name = "cocart_jwt"
 
 
 class SessionIdConverter:
-    """A session id is url-safe base64: anything else (a NUL byte, 10 KB) is a plain 404."""
+    """A session id is url-safe base64: anything else (a NUL byte, 10 KB) never reaches the
+    session view's query (PostgreSQL answers a NUL byte in a parameter with an error)."""
 
     regex = SESSION_ID.pattern  # the alphabet the verifier accepts in a sid claim
 
@@ -16,6 +21,16 @@ class SessionIdConverter:
 
     def to_url(self, value: str) -> str:
         return value
+
+
+@extend_schema(exclude=True)  # the same path as cocart_jwt:session, which the schema documents
+class NoSuchSessionView(views.SessionDetailView):
+    """``sessions/<what no session id can be>/``: the JSON 404 of a session that is not the
+    caller's, after the same authentication, instead of the site's HTML 404 page. A client
+    cannot tell it from an id that could exist, and no query runs."""
+
+    def delete(self, request: Request, session_id: str) -> Response:
+        raise NotFound()
 
 
 register_converter(SessionIdConverter, "session_id")
@@ -29,6 +44,12 @@ urlpatterns = [
     path("logout/all/", views.LogoutAllView.as_view(), name="logout-all"),
     path("sessions/", views.SessionListView.as_view(), name="sessions"),
     path("sessions/<session_id:session_id>/", views.SessionDetailView.as_view(), name="session"),
+    # Anything else there (slashes, line breaks, control characters): the JSON 404.
+    re_path(
+        r"^sessions/(?P<session_id>[\s\S]*)/\Z",
+        NoSuchSessionView.as_view(),
+        name="no-such-session",
+    ),
     path("jwks.json", views.JWKSView.as_view(), name="jwks"),
     path("login-link/", link_views.LoginLinkView.as_view(), name="login-link"),
 ]

@@ -38,7 +38,16 @@ from .keys import keyring
 from .managers import IssuedTokens, RefreshError
 from .models import RevokeReason, Token
 from .parsers import JSONParser
-from .schema import error_responses, extend_schema
+from .schema import (
+    CROSS_SITE,
+    CSRF_REFUSED,
+    LOGIN_REFUSED,
+    NOT_A_LIVE_SESSION,
+    REFRESH_REFUSED,
+    error_headers,
+    error_responses,
+    extend_schema,
+)
 from .serializers import (
     JWKSSerializer,
     LoginSerializer,
@@ -178,6 +187,17 @@ class CookieSettingView(PublicView):
             logger.info("Cross-site request to %s refused: %s", request.path, reason)
             raise PermissionDenied(_("Cross-site request refused."), code="cross_site_request")
 
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        """Every answer of login and refresh is ``no-store`` (RFC 6749 5.1 and 5.2), errors
+        too: a cache between client and site must keep neither a token pair nor a refusal,
+        which would be served for the next request with the same URL."""
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for header, value in NO_STORE.items():
+            response[header] = value
+        return response
+
 
 @method_decorator(sensitive_post_parameters("password"), name="dispatch")
 class LoginView(CookieSettingView):
@@ -188,7 +208,13 @@ class LoginView(CookieSettingView):
     @extend_schema(
         summary="Log in",
         request=LoginSerializer,
-        responses={200: TokenPairSerializer, **error_responses(400, 401, 429)},
+        responses={
+            200: TokenPairSerializer,
+            **error_responses(
+                400, 401, 403, 429, descriptions={401: LOGIN_REFUSED, 403: CROSS_SITE}
+            ),
+        },
+        parameters=error_headers(401, 429),
         auth=[],
     )
     def post(self, request: Request) -> Response:
@@ -245,7 +271,13 @@ class RefreshView(CookieSettingView):
     @extend_schema(
         summary="Rotate a refresh token",
         request=RefreshSerializer,
-        responses={200: TokenPairSerializer, **error_responses(400, 401, 429)},
+        responses={
+            200: TokenPairSerializer,
+            **error_responses(
+                400, 401, 403, 429, descriptions={401: REFRESH_REFUSED, 403: CROSS_SITE}
+            ),
+        },
+        parameters=error_headers(401, 429),
         auth=[],
     )
     def post(self, request: Request) -> Response:
@@ -286,7 +318,11 @@ class ValidateView(BearerView):
     @extend_schema(
         summary="Validate the Bearer token",
         request=None,
-        responses={200: ValidateSerializer, **error_responses(401, 429)},
+        responses={
+            200: ValidateSerializer,
+            **error_responses(401, 403, 429, descriptions={403: CSRF_REFUSED}),
+        },
+        parameters=error_headers(401, 429),
     )
     def post(self, request: Request) -> Response:
         session = self.session(request)
@@ -325,7 +361,12 @@ class CookieLogoutMixin(BearerView):
 class LogoutView(CookieLogoutMixin):
     """Revoke the session of the Bearer token (or of the refresh cookie)."""
 
-    @extend_schema(summary="Log out", request=None, responses={204: None, **error_responses(401)})
+    @extend_schema(
+        summary="Log out",
+        request=None,
+        responses={204: None, **error_responses(401, 403, descriptions={403: CSRF_REFUSED})},
+        parameters=error_headers(401),
+    )
     def post(self, request: Request) -> Response:
         self.current_session(request).revoke(RevokeReason.LOGOUT)
         return no_content(clear_cookies=cookies.enabled())
@@ -335,7 +376,10 @@ class LogoutAllView(CookieLogoutMixin):
     """Revoke every session of the Bearer token's (or the refresh cookie's) user."""
 
     @extend_schema(
-        summary="Log out everywhere", request=None, responses={204: None, **error_responses(401)}
+        summary="Log out everywhere",
+        request=None,
+        responses={204: None, **error_responses(401, 403, descriptions={403: CSRF_REFUSED})},
+        parameters=error_headers(401),
     )
     def post(self, request: Request) -> Response:
         Token.objects.revoke_all(self.current_session(request).user, RevokeReason.LOGOUT_ALL)
@@ -348,6 +392,7 @@ class SessionListView(BearerView):
     @extend_schema(
         summary="List my sessions",
         responses={200: SessionSerializer(many=True), **error_responses(401)},
+        parameters=error_headers(401),
     )
     def get(self, request: Request) -> Response:
         sessions = Token.objects.live().filter(user=request.user).order_by("-created_at")
@@ -359,7 +404,14 @@ class SessionDetailView(BearerView):
     """Revoke one of the caller's live sessions; 404 for any other."""
 
     @extend_schema(
-        summary="Revoke one of my sessions", responses={204: None, **error_responses(401, 404)}
+        summary="Revoke one of my sessions",
+        responses={
+            204: None,
+            **error_responses(
+                401, 403, 404, descriptions={403: CSRF_REFUSED, 404: NOT_A_LIVE_SESSION}
+            ),
+        },
+        parameters=error_headers(401),
     )
     def delete(self, request: Request, session_id: str) -> Response:
         session = get_object_or_404(Token.objects.live().filter(user=request.user), pk=session_id)

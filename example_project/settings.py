@@ -157,6 +157,12 @@ SPECTACULAR_SETTINGS = {
     "token as `Authorization: Bearer <token>`.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",  # drf-spectacular's default
+        # The login link page (a Django view drf-spectacular does not see) and the links
+        # from a token pair to refresh and to revoking its session.
+        "cocart_jwt.schema.postprocess_schema",
+    ],
 }
 
 if os.environ.get("COCART_JWT_SIGNING_KEY"):

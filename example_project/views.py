@@ -5,6 +5,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from cocart_jwt.schema import error_headers, error_responses
+
 
 class MeView(APIView):
     """The authenticated user, as the token names them."""
@@ -12,10 +14,15 @@ class MeView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        responses=inline_serializer(
-            "Me", {"id": serializers.CharField(), "username": serializers.CharField()}
-        )
+        responses={
+            200: inline_serializer(
+                "Me", {"id": serializers.IntegerField(), "username": serializers.CharField()}
+            ),
+            **error_responses(401),
+        },
+        parameters=error_headers(401),
     )
     def get(self, request: Request) -> Response:
         user = request.user
-        return Response({"id": str(user.pk), "username": user.get_username()})
+        # The id as the token pair's "user" gives it: the integer primary key.
+        return Response({"id": user.pk, "username": user.get_username()})

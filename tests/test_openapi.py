@@ -6,15 +6,37 @@ import pytest
 
 pytest.importorskip("drf_spectacular")
 
+import re  # noqa: E402
+from typing import Any  # noqa: E402
+
+import jsonschema  # noqa: E402
+from django.urls import reverse  # noqa: E402
 from drf_spectacular.generators import SchemaGenerator  # noqa: E402
+from drf_spectacular.settings import patched_settings  # noqa: E402
 from drf_spectacular.validation import validate_schema  # noqa: E402
+
+from cocart_jwt.serializers import LoginSerializer, RefreshSerializer  # noqa: E402
+from tests.factories import bearer, login  # noqa: E402
+
+HOOKS = ["drf_spectacular.hooks.postprocess_schema_enums", "cocart_jwt.schema.postprocess_schema"]
+
+
+def generate(**settings: Any) -> dict[str, Any]:
+    with patched_settings(settings):
+        generated = SchemaGenerator(urlconf="tests.urls").get_schema(request=None, public=True)
+    validate_schema(generated)
+    return generated
 
 
 @pytest.fixture
 def schema():
-    generated = SchemaGenerator(urlconf="tests.urls").get_schema(request=None, public=True)
-    validate_schema(generated)
-    return generated
+    return generate()
+
+
+@pytest.fixture
+def completed_schema():
+    """As a site that lists cocart_jwt's postprocessing hook (docs/endpoints.md) has it."""
+    return generate(POSTPROCESSING_HOOKS=HOOKS)
 
 
 def operation(schema, path, method):
@@ -58,3 +80,134 @@ def test_login_documents_its_request_and_token_pair(schema):
 def test_sessions_document_the_current_flag(schema):
     session = schema["components"]["schemas"]["Session"]["properties"]
     assert {"id", "created_at", "expires_at", "ip", "user_agent", "current"} <= set(session)
+
+
+def test_the_hook_documents_the_login_link_page(completed_schema):
+    page = completed_schema["paths"]["/api/auth/login-link/"]
+    assert set(page["get"]["responses"]) == {"200", "400", "410", "429"}
+    assert page["get"]["parameters"][0]["name"] == "token"
+    assert set(page["post"]["responses"]) == {"302", "400", "403", "410", "429"}
+    assert "text/html" in page["get"]["responses"]["200"]["content"]
+    form = page["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+    assert {"token", "next", "csrfmiddlewaretoken"} <= set(form["schema"]["properties"])
+
+
+def test_the_hook_follows_a_trimmed_path_prefix():
+    trimmed = generate(
+        POSTPROCESSING_HOOKS=HOOKS, SCHEMA_PATH_PREFIX="/api/auth", SCHEMA_PATH_PREFIX_TRIM=True
+    )
+    assert "/login-link/" in trimmed["paths"]
+    assert "/api/auth/login-link/" not in trimmed["paths"]
+
+
+def test_a_token_pair_links_to_refresh_and_to_revoking_its_session(completed_schema):
+    paths = completed_schema["paths"]
+    revoke = paths["/api/auth/sessions/{session_id}/"]["delete"]["operationId"]
+    refresh = paths["/api/auth/refresh/"]["post"]["operationId"]
+    for path in ("/api/auth/login/", "/api/auth/refresh/"):
+        links = paths[path]["post"]["responses"]["200"]["links"]
+        assert links["Refresh"]["operationId"] == refresh
+        assert links["Refresh"]["requestBody"] == {"refresh_token": "$response.body#/refresh_token"}
+        assert links["RevokeSession"]["operationId"] == revoke
+        assert links["RevokeSession"]["parameters"] == {"session_id": "$response.body#/sid"}
+
+
+def responses(schema):
+    for item in schema["paths"].values():
+        for operation in item.values():
+            yield from operation["responses"].items()
+
+
+def test_every_401_names_its_bearer_challenge_and_every_429_its_retry_after(completed_schema):
+    required = {"401": "WWW-Authenticate", "429": "Retry-After"}
+    checked = 0
+    for status, response in responses(completed_schema):
+        if status in required:
+            assert response["headers"][required[status]]["required"] is True
+            checked += 1
+    assert checked >= 10
+
+
+def test_every_error_of_the_app_is_documented_as_it_answers(completed_schema):
+    paths = completed_schema["paths"]
+
+    def documented(path, method):
+        return set(paths[path][method]["responses"])
+
+    assert documented("/api/auth/login/", "post") == {"200", "400", "401", "403", "429"}
+    assert documented("/api/auth/refresh/", "post") == {"200", "400", "401", "403", "429"}
+    assert documented("/api/auth/validate/", "post") == {"200", "401", "403", "429"}
+    assert documented("/api/auth/logout/", "post") == {"204", "401", "403"}
+    assert documented("/api/auth/logout/all/", "post") == {"204", "401", "403"}
+    assert documented("/api/auth/sessions/", "get") == {"200", "401"}
+    assert documented("/api/auth/sessions/{session_id}/", "delete") == {
+        "204",
+        "401",
+        "403",
+        "404",
+    }
+
+
+# What the schema says of a credential is what the serializer accepts: a blank one is refused
+# by both ("" everywhere; " " too for the trimmed refresh token), anything else by neither.
+CREDENTIALS = ["", " ", "\t\n", "\x1e", "\u3000", "\ufeff", "a", " a ", "pässwörd", "x" * 200]
+
+
+@pytest.mark.parametrize("value", CREDENTIALS)
+@pytest.mark.parametrize(
+    ("component", "serializer", "field", "other"),
+    [
+        ("Login", LoginSerializer, "username", {"password": "pw"}),
+        ("Login", LoginSerializer, "password", {"username": "alice"}),
+        ("Refresh", RefreshSerializer, "refresh_token", {}),
+    ],
+)
+def test_a_credential_is_schema_valid_exactly_when_the_endpoint_takes_it(
+    schema, component, serializer, field, other, value
+):
+    body = {**other, field: value}
+    validator = jsonschema.Draft4Validator(schema["components"]["schemas"][component])
+
+    assert validator.is_valid(body) == serializer(data=body).is_valid()
+
+
+def test_the_refresh_token_pattern_names_the_white_space_drf_trims(schema):
+    """Spelled out: ``\\s`` means other characters in JSON Schema's regex dialect (ECMA 262:
+    not U+001C to U+001F, but U+FEFF), so a client's validator would disagree with the server."""
+    pattern = schema["components"]["schemas"]["Refresh"]["properties"]["refresh_token"]["pattern"]
+    assert "\\s" not in pattern.lower()
+    allowed = re.compile(pattern)
+    assert [c for c in range(0x110000) if bool(allowed.search(chr(c))) == chr(c).isspace()] == []
+
+
+# -- a session id no session can have: the JSON 404 the schema documents -----------------------
+
+NOT_SESSION_IDS = ["%C2%84", "%00", "a%2Fb", "a/b", "%0A", "x" * 65, "%20"]
+
+
+@pytest.mark.parametrize("session_id", NOT_SESSION_IDS)
+def test_revoking_a_session_id_no_session_can_have_is_a_json_404(
+    api_client, user, password, session_id
+):
+    token = login(api_client, "alice", password).json()["access_token"]
+
+    response = api_client.delete(f"/api/auth/sessions/{session_id}/", **bearer(token))
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "Not found.", "code": "not_found"}
+
+
+def test_a_session_id_no_session_can_have_still_needs_a_token(api_client):
+    response = api_client.delete("/api/auth/sessions/%C2%84/")
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+    assert response["WWW-Authenticate"].startswith("Bearer ")
+
+
+def test_a_real_session_id_still_reaches_its_session(api_client, user, password):
+    pair = login(api_client, "alice", password).json()
+    url = reverse("cocart_jwt:session", kwargs={"session_id": pair["sid"]})
+
+    assert api_client.delete(url, **bearer(pair["access_token"])).status_code == 204

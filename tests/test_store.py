@@ -294,6 +294,27 @@ def test_the_printed_demo_credentials_log_in(store: StoreServer) -> None:
         assert me.json()["username"] == username
 
 
+def test_me_gives_the_user_id_as_the_token_pair_does(
+    store: StoreServer, shopper: dict[str, Any]
+) -> None:
+    me = store.call("GET", "/api/me/", shopper["access_token"])
+
+    assert me.status_code == 200, me.text
+    assert me.json() == shopper["user"]  # {"id": 42, "username": ...}: the same JSON types
+    assert type(me.json()["id"]) is int
+    schema = store.http.get("/api/schema/", params={"format": "json"}).json()
+    assert schema["components"]["schemas"]["Me"]["properties"]["id"]["type"] == "integer"
+
+
+def test_a_refused_login_over_http_is_not_stored(store: StoreServer) -> None:
+    response = store.http.post(
+        "/api/auth/login/", json={"username": "demo", "password": "not-the-password"}
+    )
+
+    assert response.status_code == 401
+    assert response.headers["Cache-Control"] == "no-store"
+
+
 # -- cart -------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status, viewsets
 from rest_framework.exceptions import (
     APIException,
@@ -29,6 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from cocart_jwt.schema import error_headers, error_responses
 from cocart_jwt.views import exception_handler as cocart_exception_handler
 
 from .models import Cart, CartItem, Order, OrderLine, Product
@@ -64,6 +65,15 @@ def locked_cart(user: AbstractBaseUser) -> Cart:
     return Cart.objects.select_for_update().get(pk=cart.pk)
 
 
+# Every view authenticates with the site's default, JWTAuthentication: a bad token is a 401
+# with a Bearer challenge everywhere, the public product list included.
+UNAUTHORIZED = error_responses(401)
+CHALLENGE = error_headers(401)
+NOT_YOURS = {404: "Unknown id, or anyone else's."}
+NO_SUCH_PAGE = {404: "No such page."}
+REFUSED_CHANGE = {400: "Malformed request, an unknown product, or more than the stock."}
+
+
 def check_stock(product: Product, quantity: int) -> None:
     if quantity > MAX_QUANTITY:
         raise ValidationError({"quantity": [f"At most {MAX_QUANTITY} of one product."]})
@@ -71,6 +81,18 @@ def check_stock(product: Product, quantity: int) -> None:
         raise ValidationError({"quantity": [f"Only {product.stock} of {product.slug} left."]})
 
 
+@extend_schema_view(
+    list=extend_schema(
+        responses={
+            200: ProductSerializer(many=True),
+            **error_responses(401, 404, descriptions=NO_SUCH_PAGE),
+        },
+        parameters=CHALLENGE,
+    ),
+    retrieve=extend_schema(
+        responses={200: ProductSerializer, **error_responses(401, 404)}, parameters=CHALLENGE
+    ),
+)
 class ProductViewSet(viewsets.ReadOnlyModelViewSet):
     """``GET /api/products/`` and ``GET /api/products/<slug>/``: public."""
 
@@ -86,7 +108,7 @@ class CartView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: CartSerializer})
+    @extend_schema(responses={200: CartSerializer, **UNAUTHORIZED}, parameters=CHALLENGE)
     def get(self, request: Request) -> Response:
         items = list(CartItem.objects.filter(cart__user=request.user).select_related("product"))
         return Response(CartSerializer.of(items))
@@ -101,7 +123,13 @@ class CartItemListView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        request=CartItemSerializer, responses={200: CartItemSerializer, 201: CartItemSerializer}
+        request=CartItemSerializer,
+        responses={
+            200: CartItemSerializer,
+            201: CartItemSerializer,
+            **error_responses(400, 401, descriptions=REFUSED_CHANGE),
+        },
+        parameters=CHALLENGE,
     )
     def post(self, request: Request) -> Response:
         serializer = CartItemSerializer(data=request.data)
@@ -123,6 +151,24 @@ class CartItemListView(APIView):
         return Response(CartItemSerializer(item).data, status=code)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        responses={200: CartItemSerializer, **error_responses(401, 404, descriptions=NOT_YOURS)},
+        parameters=CHALLENGE,
+    ),
+    patch=extend_schema(
+        request=QuantitySerializer,
+        responses={
+            200: CartItemSerializer,
+            **error_responses(400, 401, 404, descriptions={**NOT_YOURS, **REFUSED_CHANGE}),
+        },
+        parameters=CHALLENGE,
+    ),
+    delete=extend_schema(
+        responses={204: None, **error_responses(401, 404, descriptions=NOT_YOURS)},
+        parameters=CHALLENGE,
+    ),
+)
 class CartItemDetailView(generics.RetrieveUpdateDestroyAPIView):
     """``GET``, ``PATCH {"quantity": n}``, ``DELETE /api/cart/items/<id>/``: one of your lines."""
 
@@ -151,6 +197,31 @@ class CartItemDetailView(generics.RetrieveUpdateDestroyAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        responses={
+            200: OrderSerializer(many=True),
+            **error_responses(401, 404, descriptions=NO_SUCH_PAGE),
+        },
+        parameters=CHALLENGE,
+    ),
+    post=extend_schema(
+        request=None,
+        responses={
+            201: OrderSerializer,
+            **error_responses(
+                400,
+                401,
+                409,
+                descriptions={
+                    400: "The cart is empty.",
+                    409: "Not enough stock of a product in the cart; the cart is kept.",
+                },
+            ),
+        },
+        parameters=CHALLENGE,
+    ),
+)
 class OrderListView(generics.ListAPIView):
     """``GET /api/orders/``: your orders, newest first. ``POST``: check out the cart."""
 
@@ -205,6 +276,12 @@ class OrderListView(generics.ListAPIView):
         return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        responses={200: OrderSerializer, **error_responses(401, 404, descriptions=NOT_YOURS)},
+        parameters=CHALLENGE,
+    )
+)
 class OrderDetailView(generics.RetrieveAPIView):
     """``GET /api/orders/<id>/``: one of your orders; anyone else's is 404."""
 
