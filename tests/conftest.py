@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -91,6 +92,18 @@ def _skip_reason(report: Any) -> str:
     return str(longrepr or "")
 
 
+TURN_ON_HELP = [
+    "They were turned off on purpose. To run them, unset COCART_JWT_TEST_SERVICES (the suite",
+    "then uses PostgreSQL and Redis when they answer on localhost) or set DATABASE_URL /",
+    "REDIS_URL, and rerun ./runtests.",
+]
+
+
+def _turned_off(url_variable: str) -> bool:
+    """COCART_JWT_TEST_SERVICES=none chose SQLite / local memory, and no URL overrode it."""
+    return services._services_disabled() and not os.environ.get(url_variable)
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     skipped = terminalreporter.stats.get("skipped", [])
     reasons = [_skip_reason(r) for r in skipped]
@@ -99,24 +112,42 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     no_browser = sum("[no-browser]" in r for r in reasons)
     if not (no_pg or no_redis or no_browser):
         return
+    pg_off = bool(no_pg) and _turned_off("DATABASE_URL")
+    redis_off = bool(no_redis) and _turned_off("REDIS_URL")
+    # Missing: a skip no one asked for. Services turned off on purpose are no alarm.
+    missing = (no_pg and not pg_off) or (no_redis and not redis_off) or no_browser
     bang = "!" * 78
+    colour = {"red": True} if missing else {"yellow": True}
     write = terminalreporter.write_line
     write("")
-    write(bang, red=True, bold=True)
-    write("!!! NOT TESTED: some tests were skipped because a service is missing", bold=True)
+    write(bang, bold=True, **colour)
+    if missing:
+        write("!!! NOT TESTED: some tests were skipped because a service is missing", bold=True)
+    else:
+        write(
+            "!!! NOT TESTED: some tests were skipped because COCART_JWT_TEST_SERVICES=none "
+            "turned services off",
+            bold=True,
+        )
     if no_pg:
-        write(f"!!!   {no_pg} test(s) skipped: PostgreSQL is not the test database", bold=True)
+        why = "turned off (COCART_JWT_TEST_SERVICES=none)" if pg_off else "not the test database"
+        write(f"!!!   {no_pg} test(s) skipped: PostgreSQL is {why}", bold=True)
     if no_redis:
-        write(f"!!!   {no_redis} test(s) skipped: Redis is not available", bold=True)
+        why = "turned off (COCART_JWT_TEST_SERVICES=none)" if redis_off else "not available"
+        write(f"!!!   {no_redis} test(s) skipped: Redis is {why}", bold=True)
     if no_browser:
         write(
             f"!!!   {no_browser} test(s) skipped: no browser (pip install playwright; "
             "apt-get install chromium)",
             bold=True,
         )
-    for line in START_HELP:
-        write(f"!!! {line}")
-    write(bang, red=True, bold=True)
+    if pg_off or redis_off:
+        for line in TURN_ON_HELP:
+            write(f"!!! {line}")
+    if (no_pg and not pg_off) or (no_redis and not redis_off):
+        for line in START_HELP:
+            write(f"!!! {line}")
+    write(bang, bold=True, **colour)
 
 
 @pytest.fixture
