@@ -1,10 +1,6 @@
 from django.urls import path, re_path, register_converter
-from rest_framework.exceptions import NotFound
-from rest_framework.request import Request
-from rest_framework.response import Response
 
 from . import link_views, views
-from .schema import extend_schema
 from .tokens import SESSION_ID
 
 app_name = "cocart_jwt"
@@ -23,16 +19,6 @@ class SessionIdConverter:
         return value
 
 
-@extend_schema(exclude=True)  # the same path as cocart_jwt:session, which the schema documents
-class NoSuchSessionView(views.SessionDetailView):
-    """``sessions/<what no session id can be>/``: the JSON 404 of a session that is not the
-    caller's, after the same authentication, instead of the site's HTML 404 page. A client
-    cannot tell it from an id that could exist, and no query runs."""
-
-    def delete(self, request: Request, session_id: str) -> Response:
-        raise NotFound()
-
-
 register_converter(SessionIdConverter, "session_id")
 
 urlpatterns = [
@@ -47,7 +33,7 @@ urlpatterns = [
     # Anything else there (slashes, line breaks, control characters): the JSON 404.
     re_path(
         r"^sessions/(?P<session_id>[\s\S]*)/\Z",
-        NoSuchSessionView.as_view(),
+        views.NoSuchSessionView.as_view(),
         name="no-such-session",
     ),
     path("jwks.json", views.JWKSView.as_view(), name="jwks"),

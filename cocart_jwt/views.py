@@ -419,6 +419,16 @@ class SessionDetailView(BearerView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema(exclude=True)  # the same path as cocart_jwt:session, which the schema documents
+class NoSuchSessionView(SessionDetailView):
+    """``sessions/<what no session id can be>/``: the JSON 404 of a session that is not the
+    caller's, after the same authentication, instead of the site's HTML 404 page. A client
+    cannot tell it from an id that could exist, and no query runs."""
+
+    def delete(self, request: Request, session_id: str) -> Response:
+        raise NotFound()
+
+
 class JWKSView(PublicView):
     """The public verification keys (RFC 7517); empty for HMAC algorithms."""
 
