@@ -4,7 +4,8 @@
     python tools/mutation.py                        # every module in [tool.mutmut] only_mutate
     python tools/mutation.py --modules keys tokens  # some of them
     python tools/mutation.py --survivors FILE       # also write each survivor as a diff line
-    tox -e mutation                                 # the same, in its own virtualenv
+    python tools/mutation.py --no-run --survivors FILE    # the last run again (mutants/)
+    tox -e mutation                                 # the first line, in its own virtualenv
 
 The modules are those listed in ``only_mutate`` under ``[tool.mutmut]`` in pyproject.toml,
 which also chooses the tests (docs/testing.md says how and why). The run uses SQLite and the
@@ -16,10 +17,11 @@ It prints one line per module, then, as its last line::
     mutation score: K killed of N (P%)
 
 A mutant counts as killed when a test failed or when its tests ran out of time (mutmut's
-"timeout": a mutant that hangs). Every other mutant counts against the score: survived, no
-test reached it, or an odd end ("suspicious", "segfault"). P has one decimal, rounded down,
-so a score never reads higher than it is. The exit status is 0 when the run finished, 1 when
-mutmut failed or left mutants unchecked, 2 when the run hit ``--timeout``.
+"timeout": a mutant that hangs; a module's line says how many). Every other mutant counts
+against the score: survived, no test reached it, or an odd end ("suspicious", "segfault").
+P has one decimal, rounded down, so a score never reads higher than it is. The exit status
+is 0 when the run finished, 1 when mutmut failed or left mutants unchecked, 2 when the run
+hit ``--timeout``.
 """
 
 from __future__ import annotations
@@ -210,13 +212,16 @@ def read_results(modules: list[str]) -> list[ModuleResult]:
 
 
 def module_line(result: ModuleResult) -> str:
+    """``path: K killed of N (P%), T of them by timeout; S survived, ...``"""
     counts = result.counts()
-    others = ", ".join(
-        f"{counts[status]} {status}" for status in sorted(counts) if status != KILLED
-    )
     line = (
         f"{result.path}: {result.killed} killed of {result.total} "
         f"({percent(result.killed, result.total)}%)"
+    )
+    if counts[TIMEOUT]:
+        line += f", {counts[TIMEOUT]} of them by timeout"
+    others = ", ".join(
+        f"{counts[status]} {status}" for status in sorted(counts) if status not in COUNTED_AS_KILLED
     )
     return f"{line}; {others}" if others else line
 
