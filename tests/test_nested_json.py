@@ -9,12 +9,8 @@ from the URL resolvers (``tests.servers.endpoints``), so a new one is covered wi
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +20,7 @@ from rest_framework.test import APIClient
 from cocart_jwt.models import Token
 from tests.factories import bearer, login
 from tests.servers import endpoints
-from tests.test_store import ROOT, StoreServer, example_env
+from tests.test_store import StoreServer, run_in_example
 
 DEPTH = 100_000
 DEEP = b"[" * DEPTH + b"]" * DEPTH
@@ -70,18 +66,9 @@ def store_endpoints() -> list[dict[str, Any]]:
         "import django, json; django.setup(); from tests.servers import endpoints; "
         f"print(json.dumps(endpoints('example_project.store.urls', {STORE_SAMPLES!r})))"
     )
-    with tempfile.TemporaryDirectory() as directory:
-        result = subprocess.run(  # noqa: S603 - our interpreter and arguments
-            [sys.executable, "-c", code],
-            cwd=ROOT,
-            env=example_env(Path(directory)),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    if result.returncode != 0:
-        raise RuntimeError(f"listing the store's URLs failed:\n{result.stderr}")
-    found: list[dict[str, Any]] = json.loads(result.stdout)
+    found: list[dict[str, Any]] = json.loads(
+        run_in_example("-c", code, what="listing the store's URLs")
+    )
     return found
 
 
@@ -167,12 +154,8 @@ def test_no_endpoint_of_the_app_answers_deep_json_with_a_500(
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreServer]:
-    server = StoreServer(tmp_path_factory.mktemp("store"))
-    try:
-        server.start()
+    with StoreServer(tmp_path_factory.mktemp("store")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def send_json(store: StoreServer, method: str, url: str, token: str, body: bytes) -> Any:

@@ -20,12 +20,8 @@ documented, with its Retry-After.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -44,7 +40,7 @@ from drf_spectacular.settings import patched_settings  # noqa: E402
 from schemathesis.core.failures import FailureGroup  # noqa: E402
 
 from cocart_jwt.models import Token  # noqa: E402
-from tests.test_store import ROOT, StoreServer, example_env  # noqa: E402
+from tests.test_store import StoreServer, run_in_example  # noqa: E402
 
 SEED = 20_260_514
 MAX_EXAMPLES = 12
@@ -236,18 +232,15 @@ def test_the_run_fails_when_an_answer_of_the_app_is_not_documented(
 def store_openapi() -> dict[str, Any]:
     """The store's schema, written by ``manage.py spectacular`` under the store's settings
     (the test settings do not install the store)."""
-    with tempfile.TemporaryDirectory() as directory:
-        result = subprocess.run(  # noqa: S603 - our interpreter and arguments
-            [sys.executable, "manage.py", "spectacular", "--format", "openapi-json"],
-            cwd=ROOT,
-            env=example_env(Path(directory)),
-            capture_output=True,
-            text=True,
-            timeout=60,
+    schema: dict[str, Any] = json.loads(
+        run_in_example(
+            "manage.py",
+            "spectacular",
+            "--format",
+            "openapi-json",
+            what="writing the store's schema",
         )
-    if result.returncode != 0:
-        raise RuntimeError(f"writing the store's schema failed:\n{result.stderr}")
-    schema: dict[str, Any] = json.loads(result.stdout)
+    )
     return schema
 
 
@@ -270,9 +263,7 @@ authenticate_with_fresh_tokens(store_schema)
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreServer]:
-    server = StoreServer(tmp_path_factory.mktemp("store-schemathesis"))
-    try:
-        server.start()
+    with StoreServer(tmp_path_factory.mktemp("store-schemathesis")) as server:
         server.manage(
             "shell",
             "-c",
@@ -280,8 +271,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreServer]:
             f"get_user_model().objects.create_user({USERNAME!r}, password={PASSWORD!r})",
         )
         yield server
-    finally:
-        server.stop()
 
 
 def test_the_store_serves_the_schema_this_run_checks(store: StoreServer) -> None:

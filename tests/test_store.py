@@ -16,6 +16,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -78,8 +79,28 @@ def example_env(directory: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def run_in_example(*args: str, what: str) -> str:
+    """Run ``python <args>`` from the repository root under the example store's settings (in a
+    throw-away directory); its standard output, or RuntimeError saying ``what`` failed."""
+    with tempfile.TemporaryDirectory() as directory:
+        result = subprocess.run(  # noqa: S603 - our interpreter and arguments
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=example_env(Path(directory)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{result.stderr}")
+    return result.stdout
+
+
 class StoreServer:
-    """The example store under gunicorn (example_project/gunicorn.conf.py), two workers."""
+    """The example store under gunicorn (example_project/gunicorn.conf.py), two workers.
+
+    ``with StoreServer(directory) as server:`` starts it and always stops it.
+    """
 
     def __init__(self, directory: Path, **extra_env: str) -> None:
         self.directory = directory
@@ -127,6 +148,17 @@ class StoreServer:
             time.sleep(0.1)
         raise RuntimeError(f"the store did not answer in {START_TIMEOUT} s:\n{self.output()}")
 
+    def __enter__(self) -> StoreServer:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         self.http.close()
         if self.process is not None and self.process.poll() is None:
@@ -168,12 +200,8 @@ class StoreServer:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreServer]:
-    server = StoreServer(tmp_path_factory.mktemp("store"))
-    try:
-        server.start()
+    with StoreServer(tmp_path_factory.mktemp("store")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 _shopper_numbers = itertools.count(1)

@@ -53,23 +53,17 @@ def store(
 ) -> Iterator[StoreServer]:
     directory: Path = tmp_path_factory.mktemp(f"store_{request.param}")
     if request.param == "sqlite":
-        server = StoreServer(directory)
-        try:
-            server.start()
+        with StoreServer(directory) as server:
             yield server
-        finally:
-            server.stop()
         return
     url, admin_url = postgres_store_url()
     name = urlsplit(url).path.lstrip("/")
     run_admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     run_admin_sql(admin_url, f'CREATE DATABASE "{name}"')
-    server = StoreServer(directory, DATABASE_URL=url)
     try:
-        server.start()
-        yield server
+        with StoreServer(directory, DATABASE_URL=url) as server:
+            yield server
     finally:
-        server.stop()
         run_admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
