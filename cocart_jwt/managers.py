@@ -15,6 +15,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from . import session_cache
+from .choices import Status
 from .settings import jwt_settings
 from .signals import refresh_token_reused, token_issued, token_refreshed, token_revoked
 from .tokens import mint_access_token
@@ -102,6 +103,18 @@ class TokenQuerySet(models.QuerySet["Token"]):
 
     def live(self, at: datetime | None = None) -> TokenQuerySet:
         return self.filter(revoked_at__isnull=True, expires_at__gt=at or now())
+
+    def with_status(self, status: str, at: datetime | None = None) -> TokenQuerySet:
+        """The sessions of a ``Status`` (valid, expired, revoked) at ``at``; all for another
+        value. The admin's status filter and ``jwt list --status`` read it."""
+        at = at or now()
+        if status == Status.VALID:
+            return self.live(at)
+        if status == Status.EXPIRED:
+            return self.filter(revoked_at__isnull=True, expires_at__lte=at)
+        if status == Status.REVOKED:
+            return self.filter(revoked_at__isnull=False)
+        return self
 
     def revoke(self, reason: str) -> list[Token]:
         """Revoke every unrevoked session here; the one place that sends ``token_revoked``.

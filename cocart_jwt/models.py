@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -10,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from .choices import Refusal, RevokeReason, Status
 from .managers import TokenManager
 from .utils import now
 
@@ -19,25 +21,6 @@ def new_session_id() -> str:
     while (sid := secrets.token_urlsafe(16)).startswith("-"):
         pass
     return sid
-
-
-class RevokeReason(models.TextChoices):
-    LOGOUT = "logout", _("Logged out")
-    LOGOUT_ALL = "logout_all", _("Logged out everywhere")
-    SESSION_DELETED = "session_deleted", _("Session deleted by its user")
-    REFRESH_TOKEN_REUSED = "refresh_token_reused", _("Refresh token reused")
-    MAX_TOKENS = "max_tokens", _("Too many sessions; oldest evicted")
-    PASSWORD_CHANGE = "password_change", _("Password changed")
-    EMAIL_CHANGE = "email_change", _("Email changed")
-    DEACTIVATION = "deactivation", _("User deactivated")
-    ADMIN = "admin", _("Revoked by an administrator")
-    COMMAND = "command", _("Revoked from the command line")
-
-
-class Status(models.TextChoices):
-    VALID = "valid", _("Valid")
-    EXPIRED = "expired", _("Expired")
-    REVOKED = "revoked", _("Revoked")
 
 
 class Token(models.Model):
@@ -103,6 +86,19 @@ class Token(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.expires_at <= now()
+
+    def refusal_reason(self, at: datetime | None = None) -> Refusal | None:
+        """Why no token of this session is accepted at ``at`` (default: now), or None when
+        its tokens are: the one answer to "is this session usable?", for the verifier, the
+        refresh, login links, the admin and the CLI. Needs ``self.user`` (one query unless
+        it was selected with the session)."""
+        if self.revoked_at is not None:
+            return Refusal.REVOKED
+        if self.expires_at <= (at or now()):
+            return Refusal.EXPIRED
+        if not getattr(self.user, "is_active", True):
+            return Refusal.USER_INACTIVE
+        return None
 
     @property
     def status(self) -> str:

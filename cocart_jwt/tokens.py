@@ -9,7 +9,7 @@ import re
 import secrets
 from base64 import b64decode, urlsafe_b64encode
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -57,9 +57,12 @@ class InvalidToken(Exception):
 
 @dataclass(frozen=True)
 class AccessToken:
-    token: str
+    """A signed access token and the claims it carries (to show them, no need to decode it)."""
+
+    token: str = field(repr=False)
     expires_at: datetime
     jti: str
+    claims: dict[str, Any]
 
 
 def mint_access_token(session: Token, user: AbstractBaseUser, at: datetime) -> AccessToken:
@@ -95,7 +98,7 @@ def mint_access_token(session: Token, user: AbstractBaseUser, at: datetime) -> A
         payload = jwt_settings.PAYLOAD_HOOK(payload, user)
     headers = {"typ": ACCESS_TOKEN_TYPE, "kid": key.kid}
     token = jwt.encode(payload, key.signer, algorithm=key.algorithm, headers=headers)
-    return AccessToken(token=token, expires_at=expires_at, jti=jti)
+    return AccessToken(token=token, expires_at=expires_at, jti=jti, claims=payload)
 
 
 def additional_claims(claims: dict[str, Any] | None) -> dict[str, Any]:

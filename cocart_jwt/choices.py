@@ -1,0 +1,36 @@
+"""The registry's vocabularies: why a session was revoked, its status, why it cannot be used.
+
+Imports nothing of the package, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class RevokeReason(models.TextChoices):
+    LOGOUT = "logout", _("Logged out")
+    LOGOUT_ALL = "logout_all", _("Logged out everywhere")
+    SESSION_DELETED = "session_deleted", _("Session deleted by its user")
+    REFRESH_TOKEN_REUSED = "refresh_token_reused", _("Refresh token reused")
+    MAX_TOKENS = "max_tokens", _("Too many sessions; oldest evicted")
+    PASSWORD_CHANGE = "password_change", _("Password changed")
+    EMAIL_CHANGE = "email_change", _("Email changed")
+    DEACTIVATION = "deactivation", _("User deactivated")
+    ADMIN = "admin", _("Revoked by an administrator")
+    COMMAND = "command", _("Revoked from the command line")
+
+
+class Status(models.TextChoices):
+    VALID = "valid", _("Valid")
+    EXPIRED = "expired", _("Expired")
+    REVOKED = "revoked", _("Revoked")
+
+
+class Refusal(models.TextChoices):
+    """Why no token of a session is accepted (``Token.refusal_reason``), checked in this order."""
+
+    REVOKED = "revoked", _("The session is revoked.")
+    EXPIRED = "expired", _("The session has expired.")
+    USER_INACTIVE = "user_inactive", _("The user of the session is inactive.")
