@@ -53,6 +53,8 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_secrets_at_rest.py",
     ),
     "authentication": (
+        "test_authentication.py",
+        "test_session_store.py",
         "test_lifecycle.py",
         "test_hostile_tokens.py",
         "test_cached_mode.py",
@@ -64,6 +66,8 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_newcomer_checks.py",
     ),
     "session_cache": (
+        "test_session_store.py",
+        "test_authentication.py",
         "test_cached_mode.py",
         "test_binding.py",
         "test_registry.py",
@@ -72,6 +76,8 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_canonical_tokens.py",
     ),
     "queries": (
+        "test_session_store.py",
+        "test_authentication.py",
         "test_cached_mode.py",
         "test_binding.py",
         "test_registry.py",
@@ -131,6 +137,7 @@ NOT_SELECTED: dict[str, str] = {
     "test_readme_snippet.py": "the README",
     "test_skip_banner.py": "the test suite's banner",
     "test_wheel_smoke.py": "the built wheel, in another process",
+    "test_parsing.py": "parsing is not a mutated module",
 }
 
 STATS_FILE = "mutmut-stats.json"  # in mutants/, where mutmut runs pytest
