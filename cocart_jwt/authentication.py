@@ -14,14 +14,15 @@ from rest_framework.authentication import BaseAuthentication, CSRFCheck
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.request import Request
 
-from . import cookies, session_cache
-from .managers import user_is_active
+from . import cookies
+from .http import client_ip, user_agent
 from .models import Token
-from .queries import fetch_session
 from .settings import jwt_settings
 from .signals import token_authenticated
+from .store import cached
+from .store.live import load_live_session
 from .tokens import InvalidToken, verify_access_token
-from .utils import client_ip, now, user_agent
+from .utils import now
 
 logger = logging.getLogger("cocart_jwt")
 
@@ -96,7 +97,7 @@ class JWTAuthentication(BaseAuthentication):
         at = now()
         try:
             claims = verify_access_token(raw)
-            session, touch_due = self.get_session(claims["sid"], at)
+            session, touch_due = load_live_session(claims["sid"], at)
             if str(session.user_id) != claims["sub"]:
                 raise InvalidToken(f"sub does not match the user of session {session.pk}")
             self.check_binding(session, request)
@@ -161,50 +162,6 @@ class JWTAuthentication(BaseAuthentication):
                 return True
         return False
 
-    def get_session(self, sid: str, at: datetime) -> tuple[Token, bool]:
-        """The live session ``sid`` with its user, and whether ``last_used_at`` is due a write.
-
-        Strict mode: one query. Cached mode: one cache round trip; the query only on a miss,
-        which then fills the cache (or remembers the refusal).
-        """
-        if not session_cache.enabled():
-            session = self.load_session(sid, at)
-            return session, self.touch_due(session, at)
-        found = session_cache.lookup(sid)
-        if found.revoked:
-            raise InvalidToken(f"session {sid} is revoked (session cache)")
-        cached = session_cache.restore(found.entry)
-        if cached is not None:
-            self.check_session(cached, at)
-            return cached, found.touch_due and session_cache.claim_touch(sid)
-        try:
-            session = self.load_session(sid, at)
-        except InvalidToken:
-            if found.fillable:
-                session_cache.remember_refused(sid)
-            raise
-        if found.fillable:
-            session_cache.fill(session, at)
-        if not found.available:
-            return session, self.touch_due(session, at)
-        return session, found.touch_due and session_cache.claim_touch(sid)
-
-    def load_session(self, sid: str, at: datetime) -> Token:
-        """The one query of strict mode: the session and its user, by primary key."""
-        session = fetch_session(sid)
-        if session is None:
-            raise InvalidToken("no such session")
-        self.check_session(session, at)
-        return session
-
-    def check_session(self, session: Token, at: datetime) -> None:
-        if session.revoked_at is not None:
-            raise InvalidToken(f"session {session.pk} is revoked")
-        if session.expires_at <= at:
-            raise InvalidToken(f"session {session.pk} is expired")
-        if not user_is_active(session.user):
-            raise InvalidToken(f"user of session {session.pk} is inactive")
-
     def check_binding(self, session: Token, request: Request) -> None:
         if not (jwt_settings.BIND_TO_IP or jwt_settings.BIND_TO_USER_AGENT):
             return
@@ -227,7 +184,7 @@ class JWTAuthentication(BaseAuthentication):
         )
         if claimed:
             logger.info("Session %s bound to its first client", session.pk)
-            session_cache.mark_stale([session.pk])  # snapshots still say "unbound"
+            cached.mark_stale([session.pk])  # snapshots still say "unbound"
         else:
             bound = (
                 Token.objects.using(router.db_for_write(Token))
@@ -239,10 +196,6 @@ class JWTAuthentication(BaseAuthentication):
                 raise InvalidToken(f"session {session.pk} no longer exists")
             ip, agent = bound
         session.ip, session.user_agent, session.bind_on_first_use = ip, agent, False
-
-    def touch_due(self, session: Token, at: datetime) -> bool:
-        last_used_at = session.last_used_at
-        return last_used_at is None or last_used_at <= at - jwt_settings.TOUCH_INTERVAL
 
     def touch(self, session: Token, at: datetime) -> None:
         """Record use; the condition keeps it to one write per TOUCH_INTERVAL across processes."""

@@ -33,13 +33,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
-from django.urls import NoReverseMatch, reverse
 
+from .browser_sessions import revocable_browser_sessions
 from .cookies import SAMESITE_VALUES
+from .http import UNIX_SOCKET_PROXY, valid_ipv6_prefix
 from .keys import KeyConfigurationError, build_keyring, is_hmac, keyring, read_key_material
+from .link_views import URLS_HINT, login_link_routed
 from .ratelimit import RATE_NAMES, parse_rate
 from .settings import DEFAULTS, DURATIONS, IMPORT_STRINGS, REVOKE_EVENTS, SETTING_NAME, jwt_settings
-from .utils import UNIX_SOCKET_PROXY, valid_ipv6_prefix
 
 PROCESS_LOCAL_CACHES = frozenset(
     {
@@ -53,11 +54,6 @@ POSITIVE_DURATIONS = (
     "SESSION_MAX_LIFETIME",
     "ADMIN_TOKEN_LIFETIME",
     "LOGIN_LINK_LIFETIME",
-)
-LOGIN_LINK_URL = "cocart_jwt:login-link"
-URLS_HINT = (
-    'Add path("api/auth/", include("cocart_jwt.urls")) to urlpatterns in your ROOT_URLCONF '
-    "(from django.urls import include, path)."
 )
 
 
@@ -362,8 +358,6 @@ def check_cookies() -> Iterator[CheckMessage]:
 
 
 def check_session_engine() -> Iterator[CheckMessage]:
-    from .login_links import revocable_browser_sessions
-
     try:
         revocable = revocable_browser_sessions()
     except (ImportError, AttributeError):  # a SESSION_ENGINE that does not import fails anyway
@@ -377,15 +371,6 @@ def check_session_engine() -> Iterator[CheckMessage]:
             hint="Use the db, cache or cached_db session engine "
             '(for example SESSION_ENGINE = "django.contrib.sessions.backends.cached_db").',
         )
-
-
-def login_link_routed() -> bool:
-    """Whether ``cocart_jwt.urls`` is in the URLconf: the admin's login links need its page."""
-    try:
-        reverse(LOGIN_LINK_URL)
-    except NoReverseMatch:
-        return False
-    return True
 
 
 @register(Tags.urls, "cocart_jwt")

@@ -18,7 +18,7 @@ from django.contrib.auth import get_permission_codename, get_user_model
 from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Q, QuerySet
 
-from .models import Token
+from .models import Token, user_is_active
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import Permission
@@ -60,7 +60,7 @@ def refusal(actor: Any, target: Any, action: Action) -> str | None:
         return f"lacks {ISSUE_FOR_OTHERS}"
     if getattr(target, "is_staff", False) or getattr(target, "is_superuser", False):
         return "the target is staff or a superuser"
-    if not getattr(target, "is_active", True):
+    if not user_is_active(target):
         # Backends grant an inactive user nothing, so its permissions cannot be compared.
         return "the target is inactive"
     lacking = permissions_lacking(actor, target)

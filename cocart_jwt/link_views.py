@@ -32,16 +32,30 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from . import login_links, ratelimit
+from .http import client_ip, no_store
 from .login_links import LinkRefused
 from .models import LoginLink
 from .shown_once import ShownOnce
-from .utils import client_ip, no_store
 
 logger = logging.getLogger("cocart_jwt")
 
 CONFIRM_TEMPLATE = "cocart_jwt/login_link_confirm.html"
 ERROR_TEMPLATE = "cocart_jwt/login_link_error.html"
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+URL_NAME = "cocart_jwt:login-link"
+URLS_HINT = (
+    'Add path("api/auth/", include("cocart_jwt.urls")) to urlpatterns in your ROOT_URLCONF '
+    "(from django.urls import include, path)."
+)
+
+
+def login_link_routed() -> bool:
+    """Whether ``cocart_jwt.urls`` is in the URLconf: the admin's login links need this page."""
+    try:
+        reverse(URL_NAME)
+    except NoReverseMatch:
+        return False
+    return True
 
 
 def private(response: HttpResponse) -> HttpResponse:

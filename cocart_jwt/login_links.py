@@ -17,24 +17,19 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from base64 import urlsafe_b64decode, urlsafe_b64encode
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
-from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieSessionStore
-from django.db import DatabaseError, router, transaction
+from django.db import router, transaction
 from django.urls import reverse
-from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
-from .managers import password_fingerprint, password_unchanged, user_is_active
+from .browser_sessions import KEY_MAX_LENGTH, revocable_browser_sessions, seal
+from .choices import Refusal
+from .managers import password_fingerprint, password_unchanged
 from .models import LoginLink, Token
 from .settings import jwt_settings
 from .utils import now, sha256_hex
@@ -49,11 +44,6 @@ logger = logging.getLogger("cocart_jwt")
 LINK_TOKEN_BYTES = 32  # 256 bits; token_urlsafe(32) is 43 characters
 LINK_TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
-# A session key fits LoginLink.django_session_key (128) once sealed: 12 + 64 + 16 bytes in
-# base64url. Django's own keys are 32 characters.
-KEY_MAX_LENGTH = 64
-SEAL_SALT = "cocart_jwt.login_links.django_session_key"
-NONCE_BYTES = 12
 
 BAD_REQUEST = 400
 GONE = 410
@@ -149,10 +139,11 @@ def check_usable(link: LoginLink, at: datetime, *, consumed: bool = False) -> No
     if link.expires_at <= at:
         raise gone(_("This login link has expired. Ask for a new one."), "expired")
     session = link.session
-    if session.revoked_at is not None or session.expires_at <= at:
-        raise session_ended("session revoked or expired")
-    if not user_is_active(session.user):
+    refusal = session.refusal_reason(at)
+    if refusal is Refusal.USER_INACTIVE:
         raise gone(_("This account cannot sign in."), "user inactive")
+    if refusal is not None:
+        raise session_ended(f"session {refusal.value}")
     if not link.password_fingerprint:
         # Made before links kept a fingerprint: a password change cannot be ruled out.
         raise outdated("no password fingerprint (made before they were kept)")
@@ -193,15 +184,6 @@ def consume(raw: Any) -> LoginLink:
 # -- the Django session a link starts ---------------------------------------------------
 
 
-def session_store() -> type[SessionBase]:
-    return import_module(settings.SESSION_ENGINE).SessionStore
-
-
-def revocable_browser_sessions() -> bool:
-    """False when sessions live in the cookie itself (signed_cookies): no server can end one."""
-    return not issubclass(session_store(), CookieSessionStore)
-
-
 def bind_browser_session(link: LoginLink, browser: SessionBase) -> bool:
     """Tie the Django session ``link`` just signed in to the link's registry session.
 
@@ -238,67 +220,3 @@ def browser_key(browser: SessionBase) -> str:
         logger.warning("A session key of SESSION_ENGINE is too long to record on the link")
         return ""
     return key
-
-
-def end_browser_sessions(sids: Collection[str]) -> None:
-    """Delete, through the session engine, the Django sessions login links of ``sids`` started.
-
-    Called by ``TokenQuerySet.revoke`` inside its transaction, before the commit.
-    """
-    links = LoginLink.objects.using(router.db_for_write(LoginLink))
-    sealed = (
-        links.filter(session_id__in=sids)
-        .exclude(django_session_key="")
-        .values_list("pk", "django_session_key")
-    )
-    keys = [unseal(value, pk) for pk, value in sealed]
-    store = session_store()()
-    failed = 0
-    for key in keys:
-        if key is None:  # sealed under a SECRET_KEY no longer in use: cannot be found
-            failed += 1
-            continue
-        try:
-            store.delete(key)
-        except DatabaseError:
-            raise  # the revocation's own transaction may be broken: it fails whole
-        except Exception:  # a cache outage: the revocation itself must still hold
-            failed += 1
-    if failed:
-        logger.error(
-            "Could not end %d of %d browser session(s) started by login links", failed, len(keys)
-        )
-
-
-# -- the Django session key at rest ------------------------------------------------------
-# It is a credential (whoever holds it is signed in), so the database never holds it in clear:
-# AES-GCM under a key derived from SECRET_KEY, bound to its link row. Opened with
-# SECRET_KEY_FALLBACKS too, so a rotation keeps revocations working.
-
-
-def _sealing_keys() -> list[bytes]:
-    in_use = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return [
-        salted_hmac(SEAL_SALT, b"", secret=secret, algorithm="sha256").digest() for secret in in_use
-    ]
-
-
-def seal(session_key: str, link_pk: Any) -> str:
-    nonce = secrets.token_bytes(NONCE_BYTES)
-    box = AESGCM(_sealing_keys()[0]).encrypt(nonce, session_key.encode(), str(link_pk).encode())
-    return urlsafe_b64encode(nonce + box).decode("ascii")
-
-
-def unseal(value: str, link_pk: Any) -> str | None:
-    """The session key sealed in ``value``; None when no key in use opens it."""
-    try:
-        raw = urlsafe_b64decode(value.encode("ascii"))
-    except ValueError:
-        return None
-    nonce, box = raw[:NONCE_BYTES], raw[NONCE_BYTES:]
-    for key in _sealing_keys():
-        try:
-            return AESGCM(key).decrypt(nonce, box, str(link_pk).encode()).decode()
-        except (InvalidTag, ValueError):
-            continue
-    return None

@@ -10,16 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from . import session_cache
-from .choices import Status
+from .browser_sessions import end_browser_sessions
+from .choices import RevokeReason, Status
+from .http import client_ip, user_agent
 from .settings import jwt_settings
 from .signals import refresh_token_reused, token_issued, token_refreshed, token_revoked
+from .store import cached
 from .tokens import mint_access_token
-from .utils import client_ip, now, sha256_hex, user_agent
+from .utils import now, sha256_hex
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -51,6 +53,7 @@ class IssuedTokens:
     access_expires_at: datetime
     refresh_token: str | None = field(repr=False)
     issued_at: datetime
+    access_claims: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def expires_in(self) -> int:
@@ -82,15 +85,16 @@ def password_unchanged(user: AbstractBaseUser, fingerprint: str) -> bool:
     )
 
 
+def related_model(model: type[models.Model], name: str) -> Any:
+    """The model at the other end of ``model``'s relation ``name``: how the managers reach
+    ``RefreshToken`` and ``LoginLink`` without importing models.py, which imports them."""
+    return model._meta.get_field(name).related_model
+
+
 def refresh_tokens(session: Token) -> models.QuerySet[Any]:
     """The session's family, without building a related manager (hot path of refresh)."""
-    from .models import RefreshToken
-
-    return RefreshToken.objects.filter(session_id=session.pk)
-
-
-def user_is_active(user: AbstractBaseUser) -> bool:
-    return bool(getattr(user, "is_active", True))
+    family = related_model(type(session), "refresh_tokens")
+    return family._default_manager.filter(session_id=session.pk)
 
 
 # issue, renew and revoke run in a transaction of their own, or join the caller's without a
@@ -103,6 +107,10 @@ class TokenQuerySet(models.QuerySet["Token"]):
 
     def live(self, at: datetime | None = None) -> TokenQuerySet:
         return self.filter(revoked_at__isnull=True, expires_at__gt=at or now())
+
+    def dead_before(self, at: datetime) -> TokenQuerySet:
+        """Sessions that expired, or were revoked, before ``at``: never live again."""
+        return self.filter(Q(expires_at__lt=at) | Q(revoked_at__lt=at))
 
     def with_status(self, status: str, at: datetime | None = None) -> TokenQuerySet:
         """The sessions of a ``Status`` (valid, expired, revoked) at ``at``; all for another
@@ -136,7 +144,7 @@ class TokenQuerySet(models.QuerySet["Token"]):
             # Before the commit: a rollback leaves a tombstone on a live session (refused
             # until the entry expires) or a browser signed out, never a revoked session
             # that still works.
-            session_cache.mark_revoked(session.pk for session in sessions)
+            cached.mark_revoked(session.pk for session in sessions)
             self._end_browser_sessions(sessions)
             for session in revoked:
                 session.revoked_at, session.revoke_reason = at, reason
@@ -149,9 +157,8 @@ class TokenQuerySet(models.QuerySet["Token"]):
         Each knows, from the same query, whether a login link started a browser session of
         it: the common case (none) costs no second query.
         """
-        from .models import LoginLink
-
-        started = LoginLink.objects.filter(session_id=OuterRef("pk")).exclude(django_session_key="")
+        links = related_model(self.model, "login_links")._default_manager
+        started = links.filter(session_id=OuterRef("pk")).exclude(django_session_key="")
         return list(
             self.filter(Q(revoked_at__isnull=True) | Q(expires_at__gt=at))
             .annotate(has_browser_session=Exists(started))
@@ -163,9 +170,14 @@ class TokenQuerySet(models.QuerySet["Token"]):
     def _end_browser_sessions(self, sessions: list[Token]) -> None:
         started = [s.pk for s in sessions if getattr(s, "has_browser_session", False)]
         if started:
-            from .login_links import end_browser_sessions
-
-            end_browser_sessions(started)
+            links = related_model(self.model, "login_links")
+            sealed = (
+                links._default_manager.using(router.db_for_write(links))
+                .filter(session_id__in=started)
+                .exclude(django_session_key="")
+                .values_list("pk", "django_session_key")
+            )
+            end_browser_sessions(sealed)
 
 
 class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore[misc]
@@ -214,7 +226,9 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
             refresh_token = self._add_refresh_token(session, at) if refreshable else None
             access = mint_access_token(session, user, at)
             token_issued.send(self.model, token=session, user=user, request=request)
-        return IssuedTokens(session, user, access.token, access.expires_at, refresh_token, at)
+        return IssuedTokens(
+            session, user, access.token, access.expires_at, refresh_token, at, access.claims
+        )
 
     def renew(self, session: Token, *, request: HttpRequest | None = None) -> IssuedTokens | None:
         """New tokens for a live session (a login carrying its Bearer); None if it is not live.
@@ -268,20 +282,15 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         return len(self.filter(user=user).revoke(reason))
 
     def _check_refreshable(self, session: Token, at: datetime) -> None:
-        if session.revoked_at is not None:
-            raise RefreshError(f"session {session.pk} is revoked")
-        if session.expires_at <= at:
-            raise RefreshError(f"session {session.pk} is expired")
+        refusal = session.refusal_reason(at)
+        if refusal is not None:
+            raise RefreshError(refusal.logged(session.pk))
         if not session.refreshable:
             raise RefreshError(f"session {session.pk} is not refreshable")
-        if not user_is_active(session.user):
-            raise RefreshError(f"user of session {session.pk} is inactive")
         if not password_unchanged(session.user, session.password_fingerprint):
             raise RefreshError(f"password of the user of session {session.pk} changed")
 
     def _handle_reuse(self, session: Token, request: HttpRequest | None) -> None:
-        from .models import RevokeReason
-
         logger.warning("Refresh token reused; revoking session %s", session.pk)
         session.revoke(RevokeReason.REFRESH_TOKEN_REUSED)
         refresh_token_reused.send(self.model, token=session, user=session.user, request=request)
@@ -310,23 +319,21 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         access = mint_access_token(session, session.user, at)
         token_refreshed.send(self.model, token=session, user=session.user, request=request)
         return IssuedTokens(
-            session, session.user, access.token, access.expires_at, refresh_token, at
+            session, session.user, access.token, access.expires_at, refresh_token, at, access.claims
         )
 
     def _add_refresh_token(self, session: Token, at: datetime) -> str:
         raw = new_refresh_token()
-        from .models import RefreshToken
-
-        digest = sha256_hex(raw)
-        RefreshToken.objects.create(session_id=session.pk, token_hash=digest, created_at=at)
+        family = related_model(self.model, "refresh_tokens")
+        family._default_manager.create(
+            session_id=session.pk, token_hash=sha256_hex(raw), created_at=at
+        )
         return raw
 
     def _lock_user(self, user: AbstractBaseUser) -> None:
         list(get_user_model()._default_manager.select_for_update().filter(pk=user.pk).values("pk"))
 
     def _evict_beyond_cap(self, user: AbstractBaseUser, cap: int, at: datetime) -> None:
-        from .models import RevokeReason
-
         live = list(
             self.filter(user=user)
             .live(at)

@@ -23,6 +23,12 @@ def new_session_id() -> str:
     return sid
 
 
+def user_is_active(user: Any) -> bool:
+    """Whether ``user`` may hold tokens: ``is_active``, or active when the user model has no
+    such field (as Django's ``ModelBackend.user_can_authenticate`` reads it)."""
+    return bool(getattr(user, "is_active", True))
+
+
 class Token(models.Model):
     """A session of the registry: what CoCart calls a PAT and AAM a registry entry."""
 
@@ -96,7 +102,7 @@ class Token(models.Model):
             return Refusal.REVOKED
         if self.expires_at <= (at or now()):
             return Refusal.EXPIRED
-        if not getattr(self.user, "is_active", True):
+        if not user_is_active(self.user):
             return Refusal.USER_INACTIVE
         return None
 

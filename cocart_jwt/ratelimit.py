@@ -36,9 +36,10 @@ from django.core.cache import caches
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import Throttled
 
+from .http import rate_limit_address
 from .settings import DEFAULTS, jwt_settings
 from .signals import rate_limited
-from .utils import OutageLog, rate_limit_address, sha256_hex
+from .utils import OutageLog, sha256_hex
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache

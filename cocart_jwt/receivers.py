@@ -11,9 +11,9 @@ from typing import Any
 from django.contrib.auth import get_user_model, user_logged_out
 from django.db.models.signals import post_delete, post_save, pre_save
 
-from . import session_cache
 from .models import RevokeReason, Token
 from .settings import jwt_settings
+from .store import cached
 
 PENDING_ATTR = "_cocart_jwt_revoke_reason"
 
@@ -58,10 +58,10 @@ def revoke_after_change(sender: Any, instance: Any, **kwargs: Any) -> None:
     reason = instance.__dict__.pop(PENDING_ATTR, None)
     if reason is not None:
         Token.objects.revoke_all(instance, reason)
-    elif session_cache.enabled() and set(kwargs.get("update_fields") or ()) != {"last_login"}:
+    elif cached.enabled() and set(kwargs.get("update_fields") or ()) != {"last_login"}:
         # Cached snapshots hold user fields (is_staff...): send their requests to the database.
         live = Token.objects.live().filter(user=instance).values_list("pk", flat=True)
-        session_cache.mark_stale(live)
+        cached.mark_stale(live)
 
 
 def tombstone_deleted_session(sender: Any, instance: Token, **kwargs: Any) -> None:
@@ -70,7 +70,7 @@ def tombstone_deleted_session(sender: Any, instance: Token, **kwargs: Any) -> No
     # Deferred fields cannot be read any more (the row is gone): tombstone to be safe.
     loaded = not {"revoked_at", "expires_at"} & instance.get_deferred_fields()
     if not loaded or (instance.revoked_at is None and not instance.is_expired):
-        session_cache.mark_revoked([instance.pk])
+        cached.mark_revoked([instance.pk])
 
 
 def revoke_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:

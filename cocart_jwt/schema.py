@@ -11,6 +11,8 @@ from typing import Any
 
 from django.urls import NoReverseMatch, reverse
 
+from .serializers import ErrorSerializer
+
 try:
     from drf_spectacular.extensions import OpenApiAuthenticationExtension
     from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -59,8 +61,6 @@ def error_responses(
     them; ``descriptions`` words one for an endpoint. Pair with ``error_headers``."""
     if not HAS_SPECTACULAR:
         return {}
-    from .serializers import ErrorSerializer
-
     words = {**ERROR_DESCRIPTIONS, **(descriptions or {})}
     return {status: OpenApiResponse(ErrorSerializer, words[status]) for status in statuses}
 

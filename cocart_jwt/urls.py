@@ -1,6 +1,6 @@
 from django.urls import path, re_path, register_converter
 
-from . import link_views, views
+from . import link_views, session_views, views
 from .tokens import SESSION_ID
 
 app_name = "cocart_jwt"
@@ -26,14 +26,18 @@ urlpatterns = [
     # Every JWTView is outside ATOMIC_REQUESTS by its own as_view(), however it is mounted.
     path("refresh/", views.RefreshView.as_view(), name="refresh"),
     path("validate/", views.ValidateView.as_view(), name="validate"),
-    path("logout/", views.LogoutView.as_view(), name="logout"),
-    path("logout/all/", views.LogoutAllView.as_view(), name="logout-all"),
-    path("sessions/", views.SessionListView.as_view(), name="sessions"),
-    path("sessions/<session_id:session_id>/", views.SessionDetailView.as_view(), name="session"),
+    path("logout/", session_views.LogoutView.as_view(), name="logout"),
+    path("logout/all/", session_views.LogoutAllView.as_view(), name="logout-all"),
+    path("sessions/", session_views.SessionListView.as_view(), name="sessions"),
+    path(
+        "sessions/<session_id:session_id>/",
+        session_views.SessionDetailView.as_view(),
+        name="session",
+    ),
     # Anything else there (slashes, line breaks, control characters): the JSON 404.
     re_path(
         r"^sessions/(?P<session_id>[\s\S]*)/\Z",
-        views.NoSuchSessionView.as_view(),
+        session_views.NoSuchSessionView.as_view(),
         name="no-such-session",
     ),
     path("jwks.json", views.JWKSView.as_view(), name="jwks"),

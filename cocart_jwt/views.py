@@ -1,4 +1,8 @@
-"""The HTTP endpoints: login, refresh, validate, logout, sessions, JWKS."""
+"""The token endpoints (login, refresh, validate, JWKS) and the base of every API view.
+
+The caller's sessions (logout, the session list) are in session_views.py, the login link
+page in link_views.py.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,14 @@ import binascii
 import logging
 from base64 import b64decode
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any, cast
 
 from django.contrib.auth import authenticate, user_logged_in
 from django.db import connections, transaction
 from django.http import Http404
-from django.shortcuts import get_object_or_404
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters
-from rest_framework import status
 from rest_framework.exceptions import (
     APIException,
     AuthenticationFailed,
@@ -34,15 +35,15 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import cookies, ratelimit
 from .authentication import JWTAuthentication
+from .http import client_ip, no_store
 from .keys import keyring
 from .managers import IssuedTokens, RefreshError
-from .models import RevokeReason, Token
+from .models import Token
 from .parsers import JSONParser
 from .schema import (
     CROSS_SITE,
     CSRF_REFUSED,
     LOGIN_REFUSED,
-    NOT_A_LIVE_SESSION,
     REFRESH_REFUSED,
     error_headers,
     error_responses,
@@ -52,15 +53,11 @@ from .serializers import (
     JWKSSerializer,
     LoginSerializer,
     RefreshSerializer,
-    SessionSerializer,
     TokenPairSerializer,
     ValidateSerializer,
 )
-from .utils import client_ip, sha256_hex
 
 logger = logging.getLogger("cocart_jwt")
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -157,16 +154,9 @@ class BearerView(JWTView):
 def token_response(issued: IssuedTokens) -> Response:
     body = TokenPairSerializer(issued).data
     if not cookies.enabled():
-        return Response(body, headers=NO_STORE)
-    response = Response(cookies.without_cookie_tokens(body), headers=NO_STORE)
+        return no_store(Response(body))
+    response = no_store(Response(cookies.without_cookie_tokens(body)))
     cookies.set_token_cookies(response, issued)
-    return response
-
-
-def no_content(clear_cookies: bool) -> Response:
-    response = Response(status=status.HTTP_204_NO_CONTENT)
-    if clear_cookies:
-        cookies.delete_token_cookies(response)
     return response
 
 
@@ -194,9 +184,7 @@ class CookieSettingView(PublicView):
         too: a cache between client and site must keep neither a token pair nor a refusal,
         which would be served for the next request with the same URL."""
         response = super().finalize_response(request, response, *args, **kwargs)
-        for header, value in NO_STORE.items():
-            response[header] = value
-        return response
+        return no_store(response)
 
 
 @method_decorator(sensitive_post_parameters("password"), name="dispatch")
@@ -335,98 +323,7 @@ class ValidateView(BearerView):
             "sid": session.pk,
             "expires_at": expires_at,
         }
-        return Response(ValidateSerializer(data).data, headers=NO_STORE)
-
-
-class CookieLogoutMixin(BearerView):
-    """With cookie transport, the refresh cookie alone also identifies the session."""
-
-    def check_permissions(self, request: Request) -> None:
-        if request.auth is None and self.cookie_session is not None:
-            return
-        super().check_permissions(request)
-
-    @cached_property
-    def cookie_session(self) -> Token | None:
-        raw = cookies.refresh_token_from(self.request._request)
-        if raw is None:
-            return None
-        sessions = Token.objects.live().select_related("user")
-        return sessions.filter(refresh_tokens__token_hash=sha256_hex(raw)).first()
-
-    def current_session(self, request: Request) -> Token:
-        return cast(Token, request.auth if request.auth is not None else self.cookie_session)
-
-
-class LogoutView(CookieLogoutMixin):
-    """Revoke the session of the Bearer token (or of the refresh cookie)."""
-
-    @extend_schema(
-        summary="Log out",
-        request=None,
-        responses={204: None, **error_responses(401, 403, descriptions={403: CSRF_REFUSED})},
-        parameters=error_headers(401),
-    )
-    def post(self, request: Request) -> Response:
-        self.current_session(request).revoke(RevokeReason.LOGOUT)
-        return no_content(clear_cookies=cookies.enabled())
-
-
-class LogoutAllView(CookieLogoutMixin):
-    """Revoke every session of the Bearer token's (or the refresh cookie's) user."""
-
-    @extend_schema(
-        summary="Log out everywhere",
-        request=None,
-        responses={204: None, **error_responses(401, 403, descriptions={403: CSRF_REFUSED})},
-        parameters=error_headers(401),
-    )
-    def post(self, request: Request) -> Response:
-        Token.objects.revoke_all(self.current_session(request).user, RevokeReason.LOGOUT_ALL)
-        return no_content(clear_cookies=cookies.enabled())
-
-
-class SessionListView(BearerView):
-    """The live sessions of the Bearer token's user; ``current`` marks this one."""
-
-    @extend_schema(
-        summary="List my sessions",
-        responses={200: SessionSerializer(many=True), **error_responses(401)},
-        parameters=error_headers(401),
-    )
-    def get(self, request: Request) -> Response:
-        sessions = Token.objects.live().filter(user=request.user).order_by("-created_at")
-        serializer = SessionSerializer(sessions, many=True, context={"request": request})
-        return Response(serializer.data, headers=NO_STORE)
-
-
-class SessionDetailView(BearerView):
-    """Revoke one of the caller's live sessions; 404 for any other."""
-
-    @extend_schema(
-        summary="Revoke one of my sessions",
-        responses={
-            204: None,
-            **error_responses(
-                401, 403, 404, descriptions={403: CSRF_REFUSED, 404: NOT_A_LIVE_SESSION}
-            ),
-        },
-        parameters=error_headers(401),
-    )
-    def delete(self, request: Request, session_id: str) -> Response:
-        session = get_object_or_404(Token.objects.live().filter(user=request.user), pk=session_id)
-        session.revoke(RevokeReason.SESSION_DELETED)
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-@extend_schema(exclude=True)  # the same path as cocart_jwt:session, which the schema documents
-class NoSuchSessionView(SessionDetailView):
-    """``sessions/<what no session id can be>/``: the JSON 404 of a session that is not the
-    caller's, after the same authentication, instead of the site's HTML 404 page. A client
-    cannot tell it from an id that could exist, and no query runs."""
-
-    def delete(self, request: Request, session_id: str) -> Response:
-        raise NotFound()
+        return no_store(Response(ValidateSerializer(data).data))
 
 
 class JWKSView(PublicView):

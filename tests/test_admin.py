@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.contrib import admin
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission
@@ -21,10 +22,12 @@ from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 
+from cocart_jwt.choices import Refusal
 from cocart_jwt.models import LoginLink, RefreshToken, RevokeReason, Token
+from cocart_jwt.parsing import DURATION_EXAMPLES
 from cocart_jwt.signals import token_issued
 from cocart_jwt.utils import sha256_hex
 from tests.factories import bearer, refresh
@@ -324,6 +327,47 @@ def test_create_is_logged_with_the_admin_and_runs_behind_sensitive_post_paramete
 
 
 @pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({}, "Issued a token (lifetime 24h, not refreshable) and a login link, shown once."),
+        (
+            {"lifetime": "7d", "refreshable": "on"},
+            "Issued a token (lifetime 7d, refreshable) and a login link, shown once.",
+        ),
+    ],
+)
+def test_create_logs_exactly_one_addition_of_the_new_session(
+    admin_client, admin_user, user, fields, message
+):
+    create(admin_client, user, **fields)
+
+    session = Token.objects.get(user=user)
+    entry = LogEntry.objects.get()  # nothing else logged: no change, no second addition
+    assert entry.action_flag == ADDITION
+    assert entry.user == admin_user
+    assert entry.content_type.model_class() is Token
+    assert entry.object_id == session.pk
+    assert entry.object_repr == str(session)
+    assert entry.get_change_message() == message
+    assert entry.get_admin_url() == change_url(session)
+
+
+def test_issuing_twice_in_one_browser_session_shows_each_token_once(admin_client, user):
+    first = create(admin_client, user, description="first").content.decode()
+    second = create(admin_client, user, description="second").content.decode()
+
+    tokens = [found(ACCESS_TOKEN, first), found(ACCESS_TOKEN, second)]
+    links = [found(LOGIN_LINK, first), found(LOGIN_LINK, second)]
+    assert all(tokens) and all(links)
+    assert tokens[0] != tokens[1] and links[0] != links[1]
+    assert tokens[0] not in second and links[0] not in second
+    sessions = {s.description: s.pk for s in Token.objects.filter(user=user)}
+    assert f"<code>{sessions['first']}</code>" in first
+    assert f"<code>{sessions['second']}</code>" in second
+    assert LogEntry.objects.filter(action_flag=ADDITION).count() == 2
+
+
+@pytest.mark.parametrize(
     ("claims", "message"),
     [
         ('["scope"]', "Enter a JSON object"),
@@ -362,6 +406,31 @@ def test_create_refuses_bad_lifetimes(admin_client, user, lifetime, message):
 
     assert message in response.content.decode()
     assert not Token.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "expected"),
+    [
+        ("1.5h", timedelta(minutes=90)),
+        ("3600", timedelta(hours=1)),
+        ("90 m", timedelta(minutes=90)),
+        ("2W", timedelta(weeks=2)),
+        ("01:30:00", timedelta(minutes=90)),
+        ("PT15M", timedelta(minutes=15)),
+    ],
+)
+def test_create_accepts_the_lifetimes_of_the_shared_grammar(admin_client, user, lifetime, expected):
+    """The grammar of cocart_jwt.parsing, as ``jwt create --ttl`` reads it."""
+    create(admin_client, user, lifetime=lifetime)
+
+    session = Token.objects.get(user=user)
+    assert abs(session.expires_at - session.created_at - expected) < timedelta(seconds=1)
+
+
+def test_the_lifetime_help_names_the_accepted_forms(admin_client):
+    page = html.unescape(admin_client.get(ADD).content.decode())
+
+    assert DURATION_EXAMPLES in page
 
 
 def test_create_refuses_an_inactive_user(admin_client, user):
@@ -458,6 +527,61 @@ def test_mint_needs_a_post_and_a_live_session(admin_client, user):
     assert "This session is revoked" in response.content.decode()
     assert not LoginLink.objects.exists()
     assert admin_client.post(mint_url(session)[:-6] + "nope/mint/").status_code == 404
+
+
+def make_unusable(session: Token, refusal: Refusal) -> None:
+    if refusal == Refusal.REVOKED:
+        session.revoke(RevokeReason.LOGOUT)
+    elif refusal == Refusal.EXPIRED:
+        Token.objects.filter(pk=session.pk).update(expires_at=timezone.now())
+    else:  # an update, not save(): REVOKE_ON "deactivation" would revoke the session first
+        type(session.user)._default_manager.filter(pk=session.user_id).update(is_active=False)
+
+
+@pytest.mark.parametrize(
+    ("refusal", "message"),
+    [
+        (Refusal.REVOKED, "This session is revoked: a token of it would be refused."),
+        (Refusal.EXPIRED, "This session has expired: a token of it would be refused."),
+        (
+            Refusal.USER_INACTIVE,
+            "The user of this session is inactive: a token of it would be refused.",
+        ),
+    ],
+)
+def test_mint_refuses_a_session_whose_tokens_would_be_refused(admin_client, user, refusal, message):
+    session = issue(user)
+    make_unusable(session, refusal)
+
+    response = admin_client.post(mint_url(session), follow=True)
+
+    assert response.redirect_chain == [(change_url(session), 302)]
+    assert message in response.content.decode()
+    assert not LoginLink.objects.exists()
+    assert not LogEntry.objects.filter(action_flag=CHANGE).exists()
+
+
+# This module is also the URLconf of the next test: the admin without cocart_jwt.urls.
+urlpatterns = [path("admin/", admin.site.urls)]
+WITHOUT_LOGIN_LINK_PAGE = "No token can be issued here: cocart_jwt.urls is not in"
+
+
+def test_nothing_is_issued_while_the_login_link_page_is_not_routed(admin_client, user, settings):
+    session = issue(user)
+    settings.ROOT_URLCONF = __name__
+
+    form = admin_client.get(ADD, follow=True)
+    created = create(admin_client, user)
+    minted = admin_client.post(mint_url(session), follow=True)
+
+    assert form.redirect_chain == [(CHANGELIST, 302)]
+    assert WITHOUT_LOGIN_LINK_PAGE in form.content.decode()
+    assert created.status_code == 302 and created["Location"] == CHANGELIST
+    assert minted.redirect_chain == [(change_url(session), 302)]
+    assert WITHOUT_LOGIN_LINK_PAGE in minted.content.decode()
+    assert list(Token.objects.values_list("pk", flat=True)) == [session.pk]
+    assert not LoginLink.objects.exists()
+    assert not LogEntry.objects.exists()
 
 
 # -- revoke -----------------------------------------------------------------------------

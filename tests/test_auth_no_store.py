@@ -88,3 +88,13 @@ def test_a_rate_limited_request_is_a_429_not_stored(api_client, settings, name, 
 
     assert_not_stored(response, 429)
     assert response["Retry-After"]
+
+
+def test_a_login_link_page_is_not_stored_either(client):
+    """The page of a login link sends the same two headers as a token answer: one
+    ``no_store`` for both (the page's ``never_cache`` adds its own directives beside them)."""
+    response = client.get(reverse("cocart_jwt:login-link"), {"token": "unknown"})
+
+    assert response.status_code == 400
+    assert "no-store" in [directive.strip() for directive in response["Cache-Control"].split(",")]
+    assert response["Pragma"] == "no-cache"

@@ -21,8 +21,9 @@ from django.core.management import call_command
 from django.db import connections
 from rest_framework.test import APIClient
 
-from cocart_jwt import session_cache
 from cocart_jwt.models import Token
+from cocart_jwt.store import cached
+from cocart_jwt.store.live import restore
 from tests.factories import bearer
 
 ME = "/api/me/"
@@ -185,7 +186,7 @@ def test_cached_mode_binds_to_the_first_client_ip(api_client, user, bind_to_ip, 
 
     assert me(api_client, token, "10.0.0.5") == 200
     # The snapshot filled before the binding said "unbound": it is marked stale.
-    assert caches["default"].get(session_cache.session_key(sid)) == session_cache.STALE
+    assert caches["default"].get(cached.session_key(sid)) == cached.STALE
     assert me(api_client, token, "10.0.0.6") == 401
     assert me(api_client, token, "10.0.0.5") == 200
     assert Token.objects.get(pk=sid).ip == "10.0.0.5"
@@ -197,10 +198,10 @@ def test_cached_mode_a_stale_unbound_snapshot_cannot_bind_again(
     api_client, user, bind_to_ip, cached_mode, monkeypatch
 ):
     token, sid = cli_token("alice")
-    monkeypatch.setattr(session_cache, "mark_stale", lambda sids: None)  # a lost cache write
+    monkeypatch.setattr(cached, "mark_stale", lambda sids: None)  # a lost cache write
 
     assert me(api_client, token, "10.0.0.5") == 200
-    snapshot = session_cache.restore(caches["default"].get(session_cache.session_key(sid)))
+    snapshot = restore(caches["default"].get(cached.session_key(sid)))
     assert snapshot is not None and snapshot.bind_on_first_use  # it still says "unbound"
     assert me(api_client, token, "10.0.0.6") == 401
     assert me(api_client, token, "10.0.0.5") == 200

@@ -16,9 +16,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIRequestFactory
 
-from cocart_jwt import session_cache
 from cocart_jwt.authentication import JWTAuthentication
 from cocart_jwt.models import RevokeReason, Token
+from cocart_jwt.store import cached
+from cocart_jwt.store.live import fill, restore
 from cocart_jwt.utils import now
 from tests.factories import bearer, login, refresh
 
@@ -42,7 +43,7 @@ def tokens(api_client, user, password):
 
 def warm(api_client, tokens):
     assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 200
-    assert isinstance(caches["default"].get(session_cache.session_key(tokens["sid"])), tuple)
+    assert isinstance(caches["default"].get(cached.session_key(tokens["sid"])), tuple)
 
 
 def status_and_queries(api_client, access_token):
@@ -65,7 +66,7 @@ def test_a_cold_entry_costs_the_strict_query_once(api_client, tokens):
 
 def test_the_cache_entry_holds_no_password_hash(api_client, tokens, user):
     warm(api_client, tokens)
-    entry = caches["default"].get(session_cache.session_key(tokens["sid"]))
+    entry = caches["default"].get(cached.session_key(tokens["sid"]))
     assert user.password not in repr(entry)
 
 
@@ -151,7 +152,7 @@ def test_a_fill_that_read_the_database_before_a_revocation_cannot_resurrect_it(a
     stale = Token.objects.select_related("user").get(pk=tokens["sid"])
     Token.objects.get(pk=tokens["sid"]).revoke(RevokeReason.ADMIN)
 
-    session_cache.fill(stale, now())
+    fill(stale, now())
 
     assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 401
 
@@ -162,7 +163,7 @@ def test_a_raw_update_that_bypasses_the_app_holds_within_the_ttl(api_client, tok
 
     # Documented: a change that bypasses the app is seen when the entry expires.
     assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 200
-    caches["default"].delete(session_cache.session_key(tokens["sid"]))
+    caches["default"].delete(cached.session_key(tokens["sid"]))
     assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 401
 
 
@@ -171,9 +172,9 @@ def keep_entry(sid):
     the web server's would (entries live min(TTL, the session's time left), by the cache's
     clock: time_machine moves the local-memory cache's clock, not Redis's)."""
     cache = caches["default"]
-    entry = cache.get(session_cache.session_key(sid))
+    entry = cache.get(cached.session_key(sid))
     assert isinstance(entry, tuple)
-    cache.set(session_cache.session_key(sid), entry, 3600)
+    cache.set(cached.session_key(sid), entry, 3600)
 
 
 def test_a_warm_snapshot_of_a_session_is_refused_from_exactly_its_expiry(
@@ -200,9 +201,9 @@ def test_a_snapshot_whose_user_is_inactive_is_refused(api_client, tokens, user):
     warm(api_client, tokens)
     session = Token.objects.select_related("user").get(pk=tokens["sid"])
     session.user.is_active = False
-    caches["default"].delete(session_cache.session_key(tokens["sid"]))
-    session_cache.fill(session, now())
-    assert session_cache.restore(caches["default"].get(session_cache.session_key(tokens["sid"])))
+    caches["default"].delete(cached.session_key(tokens["sid"]))
+    fill(session, now())
+    assert restore(caches["default"].get(cached.session_key(tokens["sid"])))
 
     assert status_and_queries(api_client, tokens["access_token"]) == (401, 0)
     # Only the snapshot said so: the user is active in the database.
@@ -239,8 +240,8 @@ def test_a_session_the_database_refuses_is_remembered_without_a_second_query(
 
     assert status_and_queries(api_client, tokens["access_token"]) == (401, 1)
 
-    entry = caches[cache_alias].get(session_cache.session_key(tokens["sid"]))
-    assert entry == session_cache.REVOKED
+    entry = caches[cache_alias].get(cached.session_key(tokens["sid"]))
+    assert entry == cached.REVOKED
     assert status_and_queries(api_client, tokens["access_token"]) == (401, 0)
 
 
@@ -295,7 +296,7 @@ def test_last_used_is_written_once_per_touch_interval(api_client, tokens):
             assert status_and_queries(api_client, tokens["access_token"]) == (200, 0)
         # The touch key lives in the cache's real time; drop it as its expiry would.
         clock.shift(timedelta(seconds=61))
-        caches["default"].delete(session_cache.touch_key(tokens["sid"]))
+        caches["default"].delete(cached.touch_key(tokens["sid"]))
         assert status_and_queries(api_client, tokens["access_token"]) == (200, 1)
         assert Token.objects.get(pk=tokens["sid"]).last_used_at > first_use
         assert status_and_queries(api_client, tokens["access_token"]) == (200, 0)
@@ -376,7 +377,7 @@ class TestCacheDown:
             "SESSION_CACHE_TTL": 300,
             "CACHE": unreachable_cache,
         }
-        session_cache.health.failing = False
+        cached.health.failing = False
 
     def test_requests_fall_back_to_the_strict_query(self, api_client, tokens, caplog):
         with caplog.at_level(logging.ERROR, logger="cocart_jwt"):

@@ -19,8 +19,9 @@ from django.core.cache import caches
 from django.core.management import call_command
 from django.db import connection
 
-from cocart_jwt import session_cache
 from cocart_jwt.models import RevokeReason, Token
+from cocart_jwt.store import cached
+from cocart_jwt.store.live import fill
 from cocart_jwt.utils import now
 from tests.servers import NO_RATE_LIMITS, ServerProcess
 
@@ -98,7 +99,7 @@ def live(
 ) -> Iterator[tuple[Server, Server]]:
     """Both servers; the test process in cached mode too; Redis emptied of the suite's keys."""
     settings.COCART_JWT = {**settings.COCART_JWT, **CACHED}
-    assert session_cache.enabled()
+    assert cached.enabled()
     caches["default"].delete_pattern("*")  # type: ignore[attr-defined]  # KEY_PREFIX keys
     failed_before = request.session.testsfailed
     since = [server.size() for server in servers]
@@ -131,7 +132,7 @@ def assert_refused(first: Server, then: Server, *pairs: dict[str, Any]) -> None:
     for pair in pairs:
         assert first.me(pair["access_token"]) == 401, first.name
         assert then.me(pair["access_token"]) == 401, then.name
-        assert session_cache.lookup(pair["sid"]).revoked, entry(pair["sid"])
+        assert cached.lookup(pair["sid"]).revoked, entry(pair["sid"])
 
 
 # -- revocations made by the servers -------------------------------------------------------
@@ -342,7 +343,7 @@ def test_stale_fill_after_a_revocation_does_not_bring_the_session_back(
     assert old_session.revoked_at is None
 
     assert a.call("POST", f"{AUTH}logout/", pair["access_token"]).status_code == 204
-    session_cache.fill(old_session, now())  # a slow request storing what it read before
+    fill(old_session, now())  # a slow request storing what it read before
 
-    assert entry(pair["sid"]) == session_cache.REVOKED
+    assert entry(pair["sid"]) == cached.REVOKED
     assert_refused(b, a, pair)

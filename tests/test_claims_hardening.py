@@ -136,13 +136,15 @@ def test_cli_refuses_each_reserved_name(user: Any, name: str) -> None:
     with pytest.raises(CommandError) as refused:
         run_create("alice", "--claims", json.dumps({name: "x", "tenant": "acme"}))
 
+    # The admin form's words (cocart_jwt/parsing.py), after the option's name.
     message = str(refused.value)
     if name in SET_BY_COCART_JWT:
         assert message == (
-            f"--claims cannot set the registered claim {name}: cocart_jwt sets it on every token."
+            f'--claims: "{name}" is set by cocart_jwt on every token and cannot be given here.'
         )
     else:
-        assert message.startswith(f"--claims cannot set {name}: resource servers read it as")
+        assert message.startswith(f'--claims: "{name}" cannot be given here: resource servers')
+        assert "read it as" in message
         assert message.endswith("Additional claims are data and grant nothing.")
     assert not Token.objects.exists()
 
@@ -153,8 +155,8 @@ def test_cli_names_every_refused_claim(user: Any) -> None:
         run_create("alice", "--claims", json.dumps(claims))
 
     message = str(refused.value)
-    assert "the registered claim sub: cocart_jwt sets it" in message
-    assert "--claims cannot set client_id, scope: resource servers read them as" in message
+    assert '"sub" is set by cocart_jwt on every token' in message
+    assert '"client_id", "scope" cannot be given here: resource servers read them as' in message
     assert "is_staff" not in message
     assert not Token.objects.exists()
 

@@ -32,7 +32,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from cocart_jwt import login_links
+from cocart_jwt import browser_sessions, login_links
 from cocart_jwt.checks import check_settings
 from cocart_jwt.models import LoginLink, RevokeReason, Token
 from cocart_jwt.utils import now
@@ -462,16 +462,16 @@ def test_the_browser_session_key_is_never_stored_in_clear(settings: Any, staff: 
     assert linked.admin_status() == 200
     assert stored
     assert key not in stored
-    assert login_links.unseal(stored, LoginLink.objects.get().pk) == key
+    assert browser_sessions.unseal(stored, LoginLink.objects.get().pk) == key
 
 
 def test_a_sealed_key_opens_only_for_its_own_link(staff: Any) -> None:
     link = login_links.issue(Token.objects.issue(staff).session).link
-    sealed = login_links.seal("k" * 32, link.pk)
+    sealed = browser_sessions.seal("k" * 32, link.pk)
 
-    assert login_links.unseal(sealed, link.pk) == "k" * 32
-    assert login_links.unseal(sealed, link.pk + 1) is None
-    assert login_links.unseal("not base64 at all!", link.pk) is None
+    assert browser_sessions.unseal(sealed, link.pk) == "k" * 32
+    assert browser_sessions.unseal(sealed, link.pk + 1) is None
+    assert browser_sessions.unseal("not base64 at all!", link.pk) is None
 
 
 def test_a_secret_key_rotation_with_fallback_still_ends_the_browser_session(

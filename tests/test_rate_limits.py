@@ -13,7 +13,7 @@ from django.core.checks import run_checks
 from django.db import connection
 from django.urls import reverse
 
-from cocart_jwt import ratelimit, utils
+from cocart_jwt import http, ratelimit
 from cocart_jwt.models import Token
 from cocart_jwt.signals import rate_limited
 from tests.factories import bearer, login, refresh
@@ -347,7 +347,7 @@ UNIX_PEER = {"REMOTE_ADDR": ""}
 @pytest.fixture
 def fresh_unix_warning(monkeypatch):
     """The warning is said once per process: start each test as a new process would."""
-    monkeypatch.setattr(utils.unix_peer_warning, "said", False)
+    monkeypatch.setattr(http.unix_peer_warning, "said", False)
 
 
 def test_behind_a_trusted_unix_socket_each_forwarded_client_has_its_own_count(

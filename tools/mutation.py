@@ -109,7 +109,7 @@ def check_selection() -> None:
         if not arg.startswith("-")
     }
     named = concept_files()
-    modules = {Path(path).stem for path in configured_modules()}
+    modules = {module_name(path) for path in configured_modules()}
     problems = [
         *(f"{name} is in no module's CONCEPT_TESTS" for name in sorted(selected - named)),
         *(f"{name} is not in the test selection" for name in sorted(named - selected)),
@@ -140,16 +140,21 @@ def dotted(path: str) -> str:
     return path.removesuffix(".py").replace("/", ".")
 
 
+def module_name(path: str) -> str:
+    """``store.live`` for ``cocart_jwt/store/live.py``: the name CONCEPT_TESTS and --modules use."""
+    return dotted(path).partition(".")[2]
+
+
 def pick_modules(names: list[str] | None) -> list[str]:
     modules = configured_modules()
     if not names:
         return modules
-    chosen = [m for m in modules if Path(m).stem in names or m in names]
-    unknown = set(names) - {Path(m).stem for m in chosen} - set(chosen)
+    chosen = [m for m in modules if module_name(m) in names or m in names]
+    unknown = set(names) - {module_name(m) for m in chosen} - set(chosen)
     if unknown:
         raise SystemExit(
             f"not in [tool.mutmut] only_mutate: {', '.join(sorted(unknown))} "
-            f"(choose from: {', '.join(Path(m).stem for m in modules)})"
+            f"(choose from: {', '.join(module_name(m) for m in modules)})"
         )
     return chosen
 
@@ -337,7 +342,7 @@ def describe_survivor(mutant: Mutant, path: str, source: str) -> str:
     where = f"line {line}" if line is not None else "line ?"
     body = "\n".join(f"    {change}" for change in changes or diff.splitlines())
     return (
-        f"- `{Path(path).name}` `{qualified}` {where}, {mutant.status} "
+        f"- `{module_name(path)}` `{qualified}` {where}, {mutant.status} "
         f"(`{mutant.name.rpartition('.')[2]}`):\n\n    ```diff\n{body}\n    ```\n"
     )
 
@@ -405,7 +410,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--modules",
         nargs="+",
         metavar="NAME",
-        help="only these modules of [tool.mutmut] only_mutate (keys, tokens, ...)",
+        help="only these modules of [tool.mutmut] only_mutate (keys, tokens, store.live, ...)",
     )
     parser.add_argument(
         "--survivors",

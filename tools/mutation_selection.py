@@ -42,6 +42,16 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_newcomer_checks.py",
         "test_command.py::test_keygen*",
     ),
+    "key_material": (
+        "test_keys.py",
+        "test_algorithms.py",
+        "test_hostile_tokens.py",
+        "test_checks.py",
+        "test_secrets_at_rest.py",
+        "test_settings.py",
+        "test_newcomer_checks.py",
+        "test_command.py::test_keygen*",
+    ),
     "tokens": (
         "test_hostile_tokens.py",
         "test_canonical_tokens.py",
@@ -65,7 +75,21 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_login_csrf.py",
         "test_newcomer_checks.py",
     ),
-    "session_cache": (
+    "store.live": (
+        "test_authentication.py",
+        "test_session_store.py",
+        "test_lifecycle.py",
+        "test_hostile_tokens.py",
+        "test_cached_mode.py",
+        "test_binding.py",
+        "test_canonical_tokens.py",
+        "test_registry.py",
+        "test_cookies.py",
+        "test_login_csrf.py",
+        "test_newcomer_checks.py",
+        "test_login_link_sessions.py",
+    ),
+    "store.cached": (
         "test_session_store.py",
         "test_authentication.py",
         "test_cached_mode.py",
@@ -75,7 +99,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_login_link_sessions.py",
         "test_canonical_tokens.py",
     ),
-    "queries": (
+    "store.strict": (
         "test_session_store.py",
         "test_authentication.py",
         "test_cached_mode.py",
@@ -104,8 +128,27 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_hostile_bodies.py::test_refresh*",
         "test_hostile_bodies.py::test_fuzz_refresh*",
     ),
+    "models": (
+        "test_registry.py",
+        "test_lifecycle.py",
+        "test_admin.py",
+        "test_login_link.py",
+        "test_login_link_sessions.py",
+        "test_cached_mode.py",
+        "test_hostile_tokens.py",
+        "test_command.py::test_view*",
+        "test_command.py::test_list*",
+    ),
     "cookies": ("test_cookies.py", "test_login_csrf.py"),
     "login_links": (
+        "test_login_link.py",
+        "test_login_link_sessions.py",
+        "test_impersonation.py",
+        "test_admin.py",
+        "test_secrets_at_rest.py",
+        "test_command.py::test_cleanup*",
+    ),
+    "browser_sessions": (
         "test_login_link.py",
         "test_login_link_sessions.py",
         "test_impersonation.py",
@@ -167,9 +210,9 @@ def in_concept(module: str, nodeid: str) -> bool:
 
 
 def _module_of(function: str) -> str:
-    """``keys`` for ``cocart_jwt.keys.x_build_key`` or ``cocart_jwt.keys.xǁKeyRingǁsigner``."""
-    parts = function.split(".")
-    return parts[1] if len(parts) > 2 else ""
+    """``keys`` for ``cocart_jwt.keys.x_build_key`` or ``cocart_jwt.keys.xǁKeyRingǁsigner``,
+    ``store.live`` for ``cocart_jwt.store.live.x_fill``."""
+    return ".".join(function.split(".")[1:-1])
 
 
 def _mutant_run() -> bool:

@@ -1,76 +1,67 @@
-"""Admin screens of the token registry: list, create (shown once), view, mint, revoke.
+"""The token registry in the admin: ``TokenAdmin``, its list, view page and actions.
 
 Permissions map onto the model's: *view* lists and shows sessions, *add* creates one,
 *change* mints a fresh access token and login link of a session (and edits its
 description), *delete* revokes (rows are never deleted here: revoked sessions stay listed).
 Issuing for another user is impersonation: the create form, the mint view and the user
 autocomplete ask ``cocart_jwt.impersonation`` who may issue for whom.
-Every page that carries a token is rendered from the POST that made it, never stored,
-sent with ``Cache-Control: no-store`` behind ``sensitive_post_parameters``, and logged.
+
+The screens that issue or revoke are plain views (``views.py``) wired by ``get_urls``; the
+create form is in ``forms.py``, the user autocomplete in ``autocomplete.py``.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
-from django.db import router, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.forms import ModelForm
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.templatetags.static import static
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_post_parameters
 
-from . import login_links
-from .admin_autocomplete import URL_NAME as USER_AUTOCOMPLETE
-from .admin_autocomplete import UserAutocomplete, UserAutocompleteView
-from .admin_revoke import RevokeAdminMixin, sensitive
-from .checks import URLS_HINT, login_link_routed
-from .forms import TokenCreateForm, format_lifetime
-from .impersonation import MINT, may_issue_for, refused_attempt
-from .login_links import IssuedLink
-from .managers import IssuedTokens, user_is_active
-from .models import RevokeReason, Status, Token
-from .shown_once import ShownOnce
-from .tokens import decode_json_object, mint_access_token
-from .utils import no_store, now
+from ..http import no_store
+from ..impersonation import MINT, may_issue_for
+from ..managers import TokenQuerySet
+from ..models import RevokeReason, Status, Token
+from ..utils import now
+from .autocomplete import URL_NAME as USER_AUTOCOMPLETE
+from .autocomplete import UserAutocomplete, UserAutocompleteView
+from .forms import TokenCreateForm
+from .views import (
+    create_view,
+    mint_view,
+    render_revoke,
+    revoke_logged,
+    revoke_user_view,
+    revoke_view,
+    revoked_count_message,
+)
 
 STATUS_ICONS = {
     Status.VALID: "admin/img/icon-yes.svg",
     Status.EXPIRED: "admin/img/icon-clock.svg",
     Status.REVOKED: "admin/img/icon-no.svg",
 }
-ISSUED_TEMPLATE = "admin/cocart_jwt/token/issued.html"
-ISSUED_ATTR = "_cocart_jwt_issued"  # on the request: the add view's secrets, for one response
 ADD_FIELDS = ["user", "lifetime", "refreshable", "claims", "description"]
 
 
 def username_field() -> str:
     return get_user_model().USERNAME_FIELD
-
-
-def unusable_reason(session: Token) -> str | None:
-    """Why no token of ``session`` can be used, or None."""
-    if session.revoked_at is not None:
-        return gettext("This session is revoked: a token of it would be refused.")
-    if session.expires_at <= now():
-        return gettext("This session has expired: a token of it would be refused.")
-    if not user_is_active(session.user):
-        return gettext("The user of this session is inactive: a token of it would be refused.")
-    return None
 
 
 def relative_time(value: datetime | None) -> str:
@@ -93,10 +84,6 @@ def relative_time(value: datetime | None) -> str:
     )
 
 
-def decoded_claims(token: str) -> dict[str, Any]:
-    return decode_json_object(token.split(".")[1], "payload")
-
-
 class StatusFilter(admin.SimpleListFilter):
     title = _("status")
     parameter_name = "status"
@@ -105,18 +92,14 @@ class StatusFilter(admin.SimpleListFilter):
         return list(Status.choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Token]) -> QuerySet[Token]:
-        at = now()
-        if self.value() == Status.VALID:
-            return queryset.filter(revoked_at__isnull=True, expires_at__gt=at)
-        if self.value() == Status.EXPIRED:
-            return queryset.filter(revoked_at__isnull=True, expires_at__lte=at)
-        if self.value() == Status.REVOKED:
-            return queryset.filter(revoked_at__isnull=False)
-        return queryset
+        status = self.value()
+        if status is None:
+            return queryset
+        return cast(TokenQuerySet, queryset).with_status(status)
 
 
 @admin.register(Token)
-class TokenAdmin(RevokeAdminMixin, admin.ModelAdmin):
+class TokenAdmin(admin.ModelAdmin):
     list_display = ["short_id", "user", "status", "description"]
     list_display += ["created", "expires", "last_used", "ip"]
     list_display_links = ["short_id"]
@@ -124,6 +107,7 @@ class TokenAdmin(RevokeAdminMixin, admin.ModelAdmin):
     list_filter += ["created_at", "expires_at", "refreshable"]
     list_select_related = ["user"]
     actions = ["revoke_selected", "revoke_all_of_users"]
+    add_form = TokenCreateForm
     # The view page, in its fieldsets: session, times, client, claims.
     view_fields = ["id", "user", "status_badge", "description", "refreshable"]
     view_fields += ["created_at", "expires_at", "last_used_at", "revoked_at", "revoked_how"]
@@ -257,123 +241,19 @@ class TokenAdmin(RevokeAdminMixin, admin.ModelAdmin):
     def get_form(
         self, request: HttpRequest, obj: Token | None = None, change: bool = False, **kwargs: Any
     ) -> type[ModelForm]:
+        """The create form for a new session (``views.create_view``), else the view page's."""
         if obj is None:
-            kwargs["form"] = TokenCreateForm
-        form = super().get_form(request, obj, change, **kwargs)
-        if obj is None:
-            # The admin builds the form without our arguments: bind who issues to the class.
-            form = type(form.__name__, (form,), {"actor": request.user})
-        return form
-
-    # -- create: issue, then show the tokens once ------------------------------------------
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, change, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Token, form: Any, change: bool) -> None:
-        if change:
-            # Only the description: a full save could undo a revocation made meanwhile.
-            obj.save(update_fields=["description"])
-            return
-        data = form.cleaned_data
-        issued = Token.objects.issue(
-            data["user"],
-            refreshable=data["refreshable"],
-            lifetime=data["lifetime"],
-            description=data["description"],
-            claims=data["claims"],
-            request=request,
-            # For another user, this request is not the holder's: bind on first use.
-            holder_request=data["user"].pk == request.user.pk,
-        )
-        link = login_links.issue(issued.session, created_by=request.user)
-        setattr(request, ISSUED_ATTR, (issued, link))
-        for field in Token._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(issued.session, field.attname))
-        obj._state.adding = False
-        obj._state.db = issued.session._state.db
+        """The view page saves the description only: a full save could undo a revocation
+        made meanwhile. (Sessions are created by ``views.create_view``, never saved here.)"""
+        obj.save(update_fields=["description"])
 
-    def construct_change_message(
-        self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
-    ) -> Any:
-        if not add:
-            return super().construct_change_message(request, form, formsets, add)
-        data = form.cleaned_data
-        return gettext(
-            "Issued a token (lifetime %(lifetime)s, %(kind)s) and a login link, shown once."
-        ) % {
-            "lifetime": format_lifetime(data["lifetime"]),
-            "kind": gettext("refreshable") if data["refreshable"] else gettext("not refreshable"),
-        }
+    # -- the view page --------------------------------------------------------------------
 
-    def response_add(
-        self, request: HttpRequest, obj: Token, post_url_continue: str | None = None
-    ) -> HttpResponse:
-        issued: tuple[IssuedTokens, IssuedLink] | None = getattr(request, ISSUED_ATTR, None)
-        if issued is None:
-            return super().response_add(request, obj, post_url_continue)
-        tokens, link = issued
-        return self.render_issued(
-            request,
-            gettext("Token created for %(user)s") % {"user": tokens.user.get_username()},
-            tokens.session,
-            tokens.access_token,
-            tokens.access_expires_at,
-            link,
-            refresh_token=tokens.refresh_token,
-        )
-
-    def render_issued(
-        self,
-        request: HttpRequest,
-        title: str,
-        session: Token,
-        access_token: str,
-        access_expires_at: datetime,
-        link: IssuedLink,
-        refresh_token: str | None = None,
-    ) -> HttpResponse:
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "opts": self.opts,
-            "session": session,
-            # ShownOnce: a context is logged (repr) by django.template at DEBUG.
-            "access_token": ShownOnce(access_token),
-            "access_expires_at": access_expires_at,
-            "refresh_token": None if refresh_token is None else ShownOnce(refresh_token),
-            "claims": json.dumps(decoded_claims(access_token), indent=2, ensure_ascii=False),
-            "login_link": ShownOnce(link.url(request)),
-            "login_link_expires_at": link.expires_at,
-            "has_view_permission": self.has_view_permission(request, session),
-        }
-        return no_store(TemplateResponse(request, ISSUED_TEMPLATE, context))
-
-    # -- views ----------------------------------------------------------------------------
-
-    def without_login_link_page(self, request: HttpRequest, redirect_to: str) -> HttpResponse:
-        """Issue nothing when ``cocart_jwt.urls`` is not routed: the login link shown with the
-        tokens would have no page to open (check ``cocart_jwt.E016`` says it too)."""
-        self.message_user(
-            request,
-            gettext(
-                "No token can be issued here: cocart_jwt.urls is not in this site's URLconf, "
-                "so the login link issued with it would have no page. %(fix)s"
-            )
-            % {"fix": URLS_HINT},
-            messages.ERROR,
-        )
-        return HttpResponseRedirect(redirect_to)
-
-    @sensitive
-    def add_view(
-        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        if self.has_add_permission(request) and not login_link_routed():
-            if self.has_view_permission(request):
-                return self.without_login_link_page(request, self.url("changelist"))
-            return self.without_login_link_page(request, reverse(f"{self.admin_site.name}:index"))
-        extra = {"show_save_and_add_another": False, "show_save_and_continue": False}
-        return no_store(super().add_view(request, form_url, {**extra, **(extra_context or {})}))
-
-    @sensitive
+    @method_decorator(sensitive_post_parameters())
     def change_view(
         self,
         request: HttpRequest,
@@ -402,62 +282,65 @@ class TokenAdmin(RevokeAdminMixin, admin.ModelAdmin):
         """Sessions are revoked, not deleted: the admin's delete page leads to revoke."""
         return HttpResponseRedirect(self.url("revoke", unquote(object_id)))
 
-    def get_urls(self) -> list[URLPattern]:
-        wrap = self.admin_site.admin_view
-        name = f"{self.opts.app_label}_{self.opts.model_name}"
-        users = UserAutocompleteView.as_view(admin_site=self.admin_site, model_admin=self)
-        return [
-            path("user-autocomplete/", wrap(users), name=USER_AUTOCOMPLETE),
-            path("<path:object_id>/mint/", wrap(self.mint_view), name=f"{name}_mint"),
-            path("<path:object_id>/revoke/", wrap(self.revoke_view), name=f"{name}_revoke"),
-            path(
-                "revoke-user/<path:user_id>/",
-                wrap(self.revoke_user_view),
-                name=f"{name}_revoke_user",
-            ),
-            *super().get_urls(),
-        ]
-
-    def url(self, view: str, *args: Any) -> str:
-        name = f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_{view}"
-        return reverse(name, args=[quote(arg) for arg in args])
-
     def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
         # PostgreSQL refuses NUL in text: an id holding one names no session (404, not 500).
         if "\x00" in object_id:
             return None
         return super().get_object(request, object_id, from_field)
 
-    def session_or_404(self, request: HttpRequest, object_id: str) -> Token:
-        session = self.get_object(request, unquote(object_id))
-        if session is None:
-            raise Http404(gettext("No such session."))
-        return session
+    # -- urls -----------------------------------------------------------------------------
 
-    @sensitive
-    def mint_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """POST: a fresh access token of the session and a new login link, shown once."""
-        if not self.has_change_permission(request):
-            raise PermissionDenied
-        session = self.session_or_404(request, object_id)
-        if refused_attempt(request.user, session.user, MINT):
-            raise PermissionDenied  # a token of another user's session is impersonation
-        change_url = self.url("change", session.pk)
-        if request.method != "POST":
-            return HttpResponseRedirect(change_url)
-        if not login_link_routed():
-            return self.without_login_link_page(request, change_url)
-        problem = unusable_reason(session)
-        if problem:
-            self.message_user(request, problem, messages.ERROR)
-            return HttpResponseRedirect(change_url)
-        with transaction.atomic(using=router.db_for_write(Token)):
-            access = mint_access_token(session, session.user, now())
-            link = login_links.issue(session, created_by=request.user)
-            self.log_change(
-                request,
-                session,
-                gettext("Minted a new access token and a login link, shown once."),
-            )
-        title = gettext("New access token for %(user)s") % {"user": session.user.get_username()}
-        return self.render_issued(request, title, session, access.token, access.expires_at, link)
+    def get_urls(self) -> list[URLPattern]:
+        """The admin's own URLs, with create (``add``) and the screens of ``views.py``
+        served by plain views given this admin."""
+        wrap = self.admin_site.admin_view
+        name = f"{self.opts.app_label}_{self.opts.model_name}"
+        users = UserAutocompleteView.as_view(admin_site=self.admin_site, model_admin=self)
+        given = {"model_admin": self}
+        ours = [
+            path("add/", wrap(create_view), given, name=f"{name}_add"),
+            path("user-autocomplete/", wrap(users), name=USER_AUTOCOMPLETE),
+            path("<path:object_id>/mint/", wrap(mint_view), given, name=f"{name}_mint"),
+            path("<path:object_id>/revoke/", wrap(revoke_view), given, name=f"{name}_revoke"),
+            path(
+                "revoke-user/<path:user_id>/",
+                wrap(revoke_user_view),
+                given,
+                name=f"{name}_revoke_user",
+            ),
+        ]
+        replaced = {pattern.name for pattern in ours}
+        return [*ours, *(p for p in super().get_urls() if p.name not in replaced)]
+
+    def url(self, view: str, *args: Any) -> str:
+        name = f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_{view}"
+        return reverse(name, args=[quote(arg) for arg in args])
+
+    # -- actions --------------------------------------------------------------------------
+
+    @admin.action(permissions=["delete"], description=_("Revoke the selected sessions"))
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[Token]) -> Any:
+        pks = list(queryset.values_list("pk", flat=True))
+        if request.POST.get("post") == "yes":
+            revoked = revoke_logged(request, Token.objects.filter(pk__in=pks))
+            self.message_user(request, revoked_count_message(len(revoked)), messages.SUCCESS)
+            return None
+        sessions = Token.objects.filter(pk__in=pks).select_related("user")
+        title = gettext("Revoke the selected sessions?")
+        return render_revoke(self, request, title, sessions, action="revoke_selected")
+
+    @admin.action(
+        permissions=["delete"], description=_("Revoke every session of the selected users")
+    )
+    def revoke_all_of_users(self, request: HttpRequest, queryset: QuerySet[Token]) -> Any:
+        pks = list(queryset.values_list("pk", flat=True))
+        user_ids = set(queryset.values_list("user_id", flat=True))
+        if request.POST.get("post") == "yes":
+            revoked = revoke_logged(request, Token.objects.filter(user_id__in=user_ids))
+            self.message_user(request, revoked_count_message(len(revoked)), messages.SUCCESS)
+            return None
+        sessions = Token.objects.live().filter(user_id__in=user_ids).select_related("user")
+        title = gettext("Revoke every session of the selected users?")
+        return render_revoke(
+            self, request, title, sessions, action="revoke_all_of_users", selected=pks
+        )

@@ -1,8 +1,8 @@
-"""``manage.py jwt cleanup``: delete dead sessions in small batches, each its own transaction.
+"""Deleting dead sessions in small batches, each its own transaction (``jwt cleanup``).
 
-A session may go once it expired, or was revoked, longer ago than the grace period: it can
-never be live again (an expired session cannot be refreshed, a revoked one not un-revoked),
-and the delete statement repeats that condition, so a live session is never deleted.
+A session may go once it expired, or was revoked, before the cutoff: it can never be live
+again (an expired session cannot be refreshed, a revoked one not un-revoked), and the delete
+statement repeats that condition, so a live session is never deleted.
 
 Batches walk the ``expires_at`` index, then the ``revoked_at`` index, in order, each query
 starting where the last batch ended: a batch reads at most ``batch_size`` rows, holds its
@@ -20,15 +20,9 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
-from cocart_jwt.models import LoginLink, RefreshToken, Token
+from .models import LoginLink, RefreshToken, Token
 
 DEFAULT_BATCH_SIZE = 1000
-MAX_BATCH_SIZE = 10000
-
-
-def dead_before(cutoff: datetime) -> Q:
-    """Sessions that expired, or were revoked, before ``cutoff`` (never a live session)."""
-    return Q(expires_at__lt=cutoff) | Q(revoked_at__lt=cutoff)
 
 
 @dataclass(frozen=True)
@@ -50,7 +44,7 @@ class CleanupResult:
 
 def count(cutoff: datetime) -> tuple[int, int]:
     """(sessions, refresh tokens) a cleanup with ``cutoff`` would delete now."""
-    sessions = Token.objects.filter(dead_before(cutoff))
+    sessions = Token.objects.dead_before(cutoff)
     refresh = RefreshToken.objects.filter(session__in=sessions.values("pk"))
     return sessions.count(), refresh.count()
 
@@ -104,7 +98,7 @@ def _delete_batch(pks: list[str], cutoff: datetime) -> tuple[int, int]:
     statement without loading them.
     """
     with transaction.atomic():
-        dead = Token.objects.filter(dead_before(cutoff), pk__in=pks)
+        dead = Token.objects.dead_before(cutoff).filter(pk__in=pks)
         dead = dead.only("pk", "revoked_at", "expires_at")
         _, deleted = dead.delete()
     return deleted.get(Token._meta.label, 0), deleted.get(RefreshToken._meta.label, 0)

@@ -6,12 +6,14 @@ import argparse
 
 from django.core.management.base import CommandParser
 
+from cocart_jwt.choices import Status
 from cocart_jwt.keys import KNOWN_ALGORITHMS
+from cocart_jwt.parsing import DURATION_EXAMPLES
 
-from . import _jwt_cleanup, _jwt_keygen
-from ._jwt_support import DURATION_HELP
+from .cleanup import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
+from .keygen import RSA_DEFAULT_BITS
 
-STATUSES = ("valid", "expired", "revoked", "all")
+STATUSES = (*Status.values, "all")
 
 
 def add_common_options(parser: CommandParser) -> None:
@@ -80,7 +82,7 @@ def add_subcommands(parser: CommandParser) -> None:
     sub.add_argument("user", help="Username, email or id.")
     sub.add_argument(
         "--ttl",
-        help=f"Lifetime of the session: {DURATION_HELP} (default: ADMIN_TOKEN_LIFETIME, 24h).",
+        help=f"Lifetime of the session: {DURATION_EXAMPLES} (default: ADMIN_TOKEN_LIFETIME, 24h).",
     )
     sub.add_argument("--refreshable", action="store_true", help="Also issue a refresh token.")
     sub.add_argument(
@@ -138,14 +140,14 @@ def add_subcommands(parser: CommandParser) -> None:
     sub.add_argument(
         "--batch-size",
         type=int,
-        default=_jwt_cleanup.DEFAULT_BATCH_SIZE,
+        default=DEFAULT_BATCH_SIZE,
         help=f"Sessions per batch and transaction (default "
-        f"{_jwt_cleanup.DEFAULT_BATCH_SIZE}, at most {_jwt_cleanup.MAX_BATCH_SIZE}).",
+        f"{DEFAULT_BATCH_SIZE}, at most {MAX_BATCH_SIZE}).",
     )
     sub.add_argument("--dry-run", action="store_true", help="Only count what would be deleted.")
     sub.add_argument(
         "--older-than",
-        help=f"Grace period: {DURATION_HELP} (default 7d). 0 deletes all dead sessions.",
+        help=f"Grace period: {DURATION_EXAMPLES} (default 7d). 0 deletes all dead sessions.",
     )
     add_common_options(sub)
 
@@ -164,7 +166,7 @@ def add_subcommands(parser: CommandParser) -> None:
     sub.add_argument(
         "--bits",
         type=int,
-        help=f"RSA key size (default {_jwt_keygen.RSA_DEFAULT_BITS}, at least 2048).",
+        help=f"RSA key size (default {RSA_DEFAULT_BITS}, at least 2048).",
     )
     sub.add_argument(
         "--out", help="Write the key to this file (and the public key to OUT.pub), mode 0600."

@@ -1,4 +1,4 @@
-"""Cached mode (``SESSION_CACHE_TTL > 0``): a snapshot of session + user per sid in the cache.
+"""Cached mode (``SESSION_CACHE_TTL > 0``): an entry per sid in the cache.
 
 One entry per session, ``cocart_jwt:session:<sid>``, holds one of:
 
@@ -15,6 +15,9 @@ The rules that keep a revoked session from coming back:
 
 A second key, ``cocart_jwt:touch:<sid>``, exists while ``last_used_at`` is fresh; it is read in
 the same round trip (MGET) as the entry. Any cache error falls back to the strict query.
+
+This module imports no model: the managers write tombstones from inside a revocation, and
+``store.live`` makes and reads the snapshots.
 """
 
 from __future__ import annotations
@@ -22,27 +25,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from functools import cache
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth import get_user_model
 from django.core.cache import caches
-from django.db import router
 
-from .settings import jwt_settings
-from .utils import OutageLog
+from ..settings import jwt_settings
+from ..utils import OutageLog
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
-
-    from .models import Token
 
 logger = logging.getLogger("cocart_jwt")
 
 REVOKED = "revoked"
 STALE = "stale"
-PRIVATE_FIELDS = frozenset({"password", "password_fingerprint"})
 
 
 def enabled() -> bool:
@@ -63,21 +60,6 @@ def _cache() -> BaseCache:
 
 def _ttl() -> int:
     return max(1, int(jwt_settings.SESSION_CACHE_TTL.total_seconds()))
-
-
-@cache
-def _fields(model: type) -> tuple[str, ...]:
-    return tuple(
-        field.attname
-        for field in model._meta.concrete_fields  # type: ignore[attr-defined]
-        if field.attname not in PRIVATE_FIELDS
-    )
-
-
-def _layout() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    from .models import Token
-
-    return _fields(Token), _fields(get_user_model())
 
 
 health = OutageLog("Session cache")
@@ -117,30 +99,9 @@ def lookup(sid: str) -> Lookup:
     return Lookup(entry=found.get(key), touch_due=touch_key(sid) not in found)
 
 
-def restore(entry: Any) -> Token | None:
-    """The session (with its user) from a snapshot; None if the snapshot is not one."""
-    from .models import Token
-
-    token_fields, user_fields = _layout()
-    if not isinstance(entry, tuple) or len(entry) != 3 or entry[0] != (token_fields, user_fields):
-        return None
-    session = Token.from_db(router.db_for_read(Token), token_fields, entry[1])
-    user_model = get_user_model()
-    session.user = user_model.from_db(router.db_for_read(user_model), user_fields, entry[2])
-    return session
-
-
-def fill(session: Token, at: datetime) -> None:
-    """Cache a live session read from the database, unless any entry is already there."""
-    token_fields, user_fields = _layout()
-    snapshot = (
-        (token_fields, user_fields),
-        tuple(getattr(session, name) for name in token_fields),
-        tuple(getattr(session.user, name) for name in user_fields),
-    )
-    remaining = int((session.expires_at - at).total_seconds())
-    if remaining > 0:
-        _safely(lambda c: c.add(session_key(session.pk), snapshot, min(_ttl(), remaining)))
+def add(sid: str, entry: Any, ttl: int) -> None:
+    """Store ``entry`` for ``sid`` unless any entry is there: a fill never replaces a tombstone."""
+    _safely(lambda c: c.add(session_key(sid), entry, min(_ttl(), ttl)))
 
 
 def remember_refused(sid: str) -> None:

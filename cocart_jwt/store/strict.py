@@ -7,13 +7,12 @@ depend on the sid, so they are built once; each request only executes and builds
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connections, router
 
-if TYPE_CHECKING:
-    from .models import Token
+from ..models import Token
 
 SID_PLACEHOLDER = "cocart_jwt:sid"
 
@@ -22,8 +21,6 @@ class SessionQuery:
     """``SELECT session JOIN user WHERE session.id = %s``, ready to execute."""
 
     def __init__(self, using: str) -> None:
-        from .models import Token
-
         self.using = using
         self.user_model = get_user_model()
         queryset = Token.objects.select_related("user").filter(pk=SID_PLACEHOLDER).order_by()
@@ -41,8 +38,6 @@ class SessionQuery:
         self.cache_user = Token._meta.get_field("user").set_cached_value
 
     def fetch(self, sid: str) -> Token | None:
-        from .models import Token
-
         connection = connections[self.using]
         params = self.params.copy()
         params[self.sid_index] = sid
@@ -75,8 +70,6 @@ _compiled: dict[str, SessionQuery] = {}
 
 def fetch_session(sid: str) -> Token | None:
     """The session ``sid`` with its user (or None), in one query."""
-    from .models import Token
-
     using = router.db_for_read(Token)
     query = _compiled.get(using)
     if query is None:

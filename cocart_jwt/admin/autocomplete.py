@@ -15,8 +15,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
-from .impersonation import CREATE, MINT, Action, issuable_users, may_issue_for, permission
-from .models import Token
+from ..impersonation import CREATE, MINT, Action, issuable_users, may_issue_for, permission
+from ..models import Token
 
 URL_NAME = "cocart_jwt_token_user_autocomplete"
 

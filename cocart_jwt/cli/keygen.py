@@ -13,15 +13,20 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.management.base import CommandError
 
-from cocart_jwt.keys import (
+from cocart_jwt.key_material import (
+    ALGORITHMS,
     EC_CURVES,
     HMAC_MIN_BYTES,
+    KNOWN_ALGORITHMS,
     RSA_ALGORITHMS,
     RSA_MIN_BITS,
     KeyConfigurationError,
-    build_key,
     is_hmac,
 )
+from cocart_jwt.keys import build_key
+from cocart_jwt.settings import jwt_settings
+
+from .output import Console
 
 RSA_DEFAULT_BITS = 3072
 RSA_MAX_BITS = 16384
@@ -32,6 +37,21 @@ CURVES: dict[str, type[ec.EllipticCurve]] = {
     "secp521r1": ec.SECP521R1,
 }
 CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+
+
+def run_keygen(console: Console, options: dict[str, Any]) -> None:
+    algorithm = options.get("algorithm") or jwt_settings.ALGORITHM
+    if algorithm not in ALGORITHMS:
+        raise CommandError(f"Unknown algorithm {algorithm!r}; use one of {KNOWN_ALGORITHMS}.")
+    material = generate(algorithm, options.get("bits"))
+    written = None
+    if options.get("out"):
+        written = write_files(material, Path(options["out"]), force=bool(options.get("force")))
+    elif options.get("force"):
+        raise CommandError("--force only applies with --out.")
+    text = render(material, verbosity=console.verbosity, written=written)
+    if text:
+        console.write(text)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,112 @@
+"""``load_live_session``: the session of a verified access token, if its tokens are accepted.
+
+Strict mode: one query (``strict``). Cached mode: one cache round trip (``cached``); the query
+only on a miss, which then fills the entry with a snapshot (session and user, never the
+password hash) or remembers the refusal.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import router
+
+from ..models import Token
+from ..settings import jwt_settings
+from ..tokens import InvalidToken
+from . import cached
+from .strict import fetch_session
+
+PRIVATE_FIELDS = frozenset({"password", "password_fingerprint"})
+
+
+def load_live_session(sid: str, at: datetime) -> tuple[Token, bool]:
+    """The session ``sid`` with its user, and whether its ``last_used_at`` is due a write.
+
+    Raises ``InvalidToken`` (its message is for the log) when no token of it is accepted.
+    """
+    if not cached.enabled():
+        session = load_from_database(sid, at)
+        return session, touch_due(session, at)
+    found = cached.lookup(sid)
+    if found.revoked:
+        raise InvalidToken(f"session {sid} is revoked (session cache)")
+    snapshot = restore(found.entry)
+    if snapshot is not None:
+        refuse_unless_live(snapshot, at)
+        return snapshot, found.touch_due and cached.claim_touch(sid)
+    try:
+        session = load_from_database(sid, at)
+    except InvalidToken:
+        if found.fillable:
+            cached.remember_refused(sid)
+        raise
+    if found.fillable:
+        fill(session, at)
+    if not found.available:
+        return session, touch_due(session, at)
+    return session, found.touch_due and cached.claim_touch(sid)
+
+
+def load_from_database(sid: str, at: datetime) -> Token:
+    """The one query of strict mode: the session and its user, by primary key."""
+    session = fetch_session(sid)
+    if session is None:
+        raise InvalidToken("no such session")
+    refuse_unless_live(session, at)
+    return session
+
+
+def refuse_unless_live(session: Token, at: datetime) -> None:
+    refusal = session.refusal_reason(at)
+    if refusal is not None:
+        raise InvalidToken(refusal.logged(session.pk))
+
+
+def touch_due(session: Token, at: datetime) -> bool:
+    """Whether ``last_used_at`` is older than TOUCH_INTERVAL (strict mode's answer)."""
+    last_used_at = session.last_used_at
+    return last_used_at is None or last_used_at <= at - jwt_settings.TOUCH_INTERVAL
+
+
+# -- snapshots -----------------------------------------------------------------------------
+
+
+@cache
+def _fields(model: type) -> tuple[str, ...]:
+    return tuple(
+        field.attname
+        for field in model._meta.concrete_fields  # type: ignore[attr-defined]
+        if field.attname not in PRIVATE_FIELDS
+    )
+
+
+def _layout() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return _fields(Token), _fields(get_user_model())
+
+
+def restore(entry: Any) -> Token | None:
+    """The session (with its user) from a snapshot; None if the entry is not one."""
+    token_fields, user_fields = _layout()
+    if not isinstance(entry, tuple) or len(entry) != 3 or entry[0] != (token_fields, user_fields):
+        return None
+    session = Token.from_db(router.db_for_read(Token), token_fields, entry[1])
+    user_model = get_user_model()
+    session.user = user_model.from_db(router.db_for_read(user_model), user_fields, entry[2])
+    return session
+
+
+def fill(session: Token, at: datetime) -> None:
+    """Cache a live session read from the database, unless any entry is already there."""
+    token_fields, user_fields = _layout()
+    snapshot = (
+        (token_fields, user_fields),
+        tuple(getattr(session, name) for name in token_fields),
+        tuple(getattr(session.user, name) for name in user_fields),
+    )
+    remaining = int((session.expires_at - at).total_seconds())
+    if remaining > 0:
+        cached.add(session.pk, snapshot, remaining)
