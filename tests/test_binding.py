@@ -4,12 +4,13 @@ A login records its client; a token made by ``jwt create`` or by an administrato
 user has no holder's request to record (the admin's own IP is not the holder's), so it binds
 to its first use: that client is recorded, every other one refused from then on. An admin's
 token for themself keeps the admin's IP. On PostgreSQL, racing first uses from two addresses
-leave exactly one accepted; in cached mode (Redis) the same holds.
+leave exactly one accepted; in cached mode (Redis, local memory) the same holds.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from io import StringIO
@@ -18,12 +19,14 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 from django.core.management import call_command
-from django.db import connections
-from rest_framework.test import APIClient
+from django.db import connection, connections
+from rest_framework.request import Request
+from rest_framework.test import APIClient, APIRequestFactory
 
-from cocart_jwt.models import Token
-from cocart_jwt.store import cached
-from cocart_jwt.store.live import restore
+from cocart_jwt.authentication import JWTAuthentication
+from cocart_jwt.models import RefreshToken, Token
+from cocart_jwt.store import cached as session_cache
+from cocart_jwt.store import live as store_live
 from tests.factories import bearer
 
 ME = "/api/me/"
@@ -58,11 +61,21 @@ def admin_token(client: Any, user: Any, ip: str) -> str:
     return match.group(1)
 
 
+def info_records(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "cocart_jwt" and r.levelno == logging.INFO
+    ]
+
+
 @pytest.mark.django_db
-def test_a_cli_token_binds_to_its_first_client_ip(api_client, user, bind_to_ip):
+def test_a_cli_token_binds_to_its_first_client_ip(api_client, user, bind_to_ip, caplog):
     token, sid = cli_token("alice")
 
-    assert me(api_client, token, "10.0.0.5") == 200
+    with caplog.at_level(logging.INFO, logger="cocart_jwt"):
+        assert me(api_client, token, "10.0.0.5") == 200
+    assert info_records(caplog) == [f"Session {sid} bound to its first client"]
     assert me(api_client, token, "10.0.0.6") == 401
     assert me(api_client, token, "10.0.0.5") == 200
     session = Token.objects.get(pk=sid)
@@ -71,6 +84,33 @@ def test_a_cli_token_binds_to_its_first_client_ip(api_client, user, bind_to_ip):
         "App/1",
         False,
     )
+
+
+@pytest.mark.django_db
+def test_each_cli_token_binds_to_its_own_first_client(api_client, user, bind_to_ip):
+    first, first_sid = cli_token("alice")
+    second, second_sid = cli_token("alice")
+
+    assert me(api_client, first, "10.0.0.5") == 200
+    assert me(api_client, second, "10.0.0.6") == 200
+
+    assert me(api_client, first, "10.0.0.6") == 401
+    assert me(api_client, second, "10.0.0.5") == 401
+    assert Token.objects.get(pk=first_sid).ip == "10.0.0.5"
+    assert Token.objects.get(pk=second_sid).ip == "10.0.0.6"
+
+
+@pytest.mark.django_db
+def test_the_session_returned_on_first_use_carries_its_binding(user, bind_to_ip):
+    """``request.auth`` is the session as its row now is: bound, to this client."""
+    token, sid = cli_token("alice")
+    request = APIRequestFactory().get(ME, REMOTE_ADDR="10.0.0.5", **bearer(token))
+
+    _user, session = JWTAuthentication().authenticate(Request(request))
+
+    row = Token.objects.get(pk=sid)
+    assert (session.ip, session.bind_on_first_use) == (row.ip, row.bind_on_first_use)
+    assert (row.ip, row.bind_on_first_use) == ("10.0.0.5", False)
 
 
 @pytest.mark.django_db
@@ -168,40 +208,93 @@ def test_racing_first_uses_bind_exactly_one_address(api_client, user, bind_to_ip
         assert me(api_client, token, loser) == 401
 
 
-# -- cached mode (Redis) ----------------------------------------------------------------
+# -- cached mode (Redis, local memory) -------------------------------------------------
 
 
-@pytest.fixture
-def cached_mode(settings: Any) -> Any:
-    settings.COCART_JWT = {**settings.COCART_JWT, "SESSION_CACHE_TTL": 300}
-    caches["default"].clear()
-    yield
-    caches["default"].clear()
+@pytest.fixture(params=[pytest.param("default", marks=pytest.mark.redis, id="redis"), "locmem"])
+def cached_mode(request: pytest.FixtureRequest, settings: Any) -> Any:
+    """Cached mode on Redis (the default cache when Redis answers), and on local memory."""
+    settings.COCART_JWT = {
+        **settings.COCART_JWT,
+        "SESSION_CACHE_TTL": 300,
+        "CACHE": request.param,
+    }
+    cache = caches[request.param]
+    cache.clear()
+    yield cache
+    cache.clear()
 
 
-@pytest.mark.redis
 @pytest.mark.django_db
 def test_cached_mode_binds_to_the_first_client_ip(api_client, user, bind_to_ip, cached_mode):
     token, sid = cli_token("alice")
 
     assert me(api_client, token, "10.0.0.5") == 200
     # The snapshot filled before the binding said "unbound": it is marked stale.
-    assert caches["default"].get(cached.session_key(sid)) == cached.STALE
+    assert cached_mode.get(session_cache.session_key(sid)) == session_cache.STALE
     assert me(api_client, token, "10.0.0.6") == 401
     assert me(api_client, token, "10.0.0.5") == 200
     assert Token.objects.get(pk=sid).ip == "10.0.0.5"
 
 
-@pytest.mark.redis
 @pytest.mark.django_db
 def test_cached_mode_a_stale_unbound_snapshot_cannot_bind_again(
     api_client, user, bind_to_ip, cached_mode, monkeypatch
 ):
     token, sid = cli_token("alice")
-    monkeypatch.setattr(cached, "mark_stale", lambda sids: None)  # a lost cache write
+    monkeypatch.setattr(session_cache, "mark_stale", lambda sids: None)  # a lost cache write
 
     assert me(api_client, token, "10.0.0.5") == 200
-    snapshot = restore(caches["default"].get(cached.session_key(sid)))
+    snapshot = store_live.restore(cached_mode.get(session_cache.session_key(sid)))
     assert snapshot is not None and snapshot.bind_on_first_use  # it still says "unbound"
     assert me(api_client, token, "10.0.0.6") == 401
     assert me(api_client, token, "10.0.0.5") == 200
+
+
+class ReplicaRouter:
+    """This app's reads go to a read replica, its writes to the primary, by app label as in
+    Django's multi-database examples; there is no replica in these tests, so any read sent
+    to it fails the request."""
+
+    def db_for_read(self, model: Any, **hints: Any) -> str | None:
+        return "replica" if model._meta.app_label == "cocart_jwt" else None
+
+    def db_for_write(self, model: Any, **hints: Any) -> str | None:
+        return "default" if model._meta.app_label == "cocart_jwt" else None
+
+    def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> bool:
+        return True
+
+
+@pytest.mark.django_db
+def test_cached_mode_a_stale_unbound_snapshot_reads_the_binding_from_the_primary(
+    api_client, user, bind_to_ip, cached_mode, monkeypatch, settings
+):
+    """A replica may not have the binding another request just claimed on the primary."""
+    token, _sid = cli_token("alice")
+    monkeypatch.setattr(session_cache, "mark_stale", lambda sids: None)  # a lost cache write
+    assert me(api_client, token, "10.0.0.5") == 200
+    settings.DATABASE_ROUTERS = [f"{__name__}.ReplicaRouter"]
+
+    assert me(api_client, token, "10.0.0.6") == 401
+    assert me(api_client, token, "10.0.0.5") == 200
+
+
+@pytest.mark.django_db
+def test_cached_mode_an_unbound_snapshot_of_a_deleted_session_is_refused(
+    api_client, user, cached_mode, settings, caplog
+):
+    """BIND_TO_IP turned on while an unbound snapshot is cached, and the row deleted behind
+    the app's back (no tombstone): the first use finds nothing to bind, and is refused."""
+    token, sid = cli_token("alice")
+    assert me(api_client, token, "10.0.0.5") == 200  # snapshot: unbound
+    with connection.cursor() as cursor:
+        for model, column in ((RefreshToken, "session_id"), (Token, "id")):
+            table = connection.ops.quote_name(model._meta.db_table)
+            cursor.execute(f"DELETE FROM {table} WHERE {column} = %s", [sid])  # noqa: S608
+    settings.COCART_JWT = {**settings.COCART_JWT, "BIND_TO_IP": True}
+
+    with caplog.at_level(logging.INFO, logger="cocart_jwt"):
+        assert me(api_client, token, "10.0.0.5") == 401
+
+    assert info_records(caplog) == [f"Access token refused: session {sid} no longer exists"]

@@ -9,6 +9,10 @@ refused, for HMAC, RSA and EC keys.
 Item 16: a correctly signed token whose ``sid``, ``sub`` or ``jti`` holds a NUL byte or
 other characters no session id has is refused before any SQL query (PostgreSQL refuses NUL
 in text: that was a 500), in strict and in cached mode.
+
+And the verifier's other edges: the reason each refusal gives the log (ops read it to tell a
+forged token from a stale one), how far ``exp`` may be from ``iat``, and ``iss`` and ``aud``
+when ISSUER or AUDIENCE is unset or a list.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -180,6 +186,27 @@ def test_a_real_login_token_is_canonical_and_accepted(
 
     assert all(b64(forgiving_decode(s)) == s for s in token.split("."))
     assert validate(client, token) == 200
+
+
+def test_a_signature_may_end_in_any_character_of_the_alphabet(
+    client: APIClient, user: Any, password: str, settings: Any
+) -> None:
+    """An HS384 signature is 48 bytes, 64 characters with no unused bits: its canonical
+    spelling may end in any of them, and each is accepted as the encoder wrote it."""
+    settings.COCART_JWT = {**settings.COCART_JWT, **key_settings("HS384")}
+    claims = logged_in_claims(client, user, password)
+    header = header_segment()
+
+    endings: dict[str, str] = {}
+    for number in range(5000):
+        token = signed(header, b64(json_bytes({**claims, "note": number})))
+        endings.setdefault(token[-1], token)
+        if len(endings) == len(ALPHABET):
+            break
+    assert sorted(endings) == sorted(ALPHABET)
+    for token in endings.values():
+        assert verify_access_token(token)["sid"] == claims["sid"]
+    assert validate(client, endings["X"]) == 200
 
 
 def sprinkled(segment: str, character: str) -> str:
@@ -373,3 +400,277 @@ def test_a_sid_of_64_characters_passes_the_verifier_and_of_65_is_refused(
     assert verify_access_token(sign_claims({**claims, "sid": "s" * 64}))["sid"] == "s" * 64
     with pytest.raises(InvalidToken, match="^sid claim is not 1 to 64"):
         verify_access_token(sign_claims({**claims, "sid": "s" * 65}))
+
+
+# --- the reason each refusal gives the log ---------------------------------------------------
+
+MISSING = object()
+
+
+def header(**changes: Any) -> dict[str, Any]:
+    """The configured key's header, with ``changes`` (MISSING leaves a member out)."""
+    key = keyring().signing_key
+    assert key is not None
+    members = {"alg": key.algorithm, "typ": "at+jwt", "kid": key.kid, **changes}
+    return {name: value for name, value in members.items() if value is not MISSING}
+
+
+def segment(value: Any) -> str:
+    return b64(value if isinstance(value, bytes) else json.dumps(value).encode())
+
+
+def token_of(head: Any, payload: Any) -> str:
+    """``head`` and ``payload`` (JSON values, or raw bytes) signed with the configured key."""
+    return signed(segment(head), segment(payload))
+
+
+def with_claims(**changes: Any) -> Callable[[dict[str, Any]], str]:
+    def build(claims: dict[str, Any]) -> str:
+        changed = {**claims, **changes}
+        return token_of(header(), {n: v for n, v in changed.items() if v is not MISSING})
+
+    return build
+
+
+def with_header(**changes: Any) -> Callable[[dict[str, Any]], str]:
+    return lambda claims: token_of(header(**changes), claims)
+
+
+def relative(name: str, base: str, seconds: int) -> Callable[[dict[str, Any]], str]:
+    """The claim ``name`` set to the claim ``base`` plus ``seconds``."""
+    return lambda claims: with_claims(**{name: claims[base] + seconds})(claims)
+
+
+def non_ascii_payload(claims: dict[str, Any]) -> str:
+    head, payload, signature = token_of(header(), claims).split(".")
+    return f"{head}.{payload}\u00e9.{signature}"
+
+
+def signature_of_other_claims(claims: dict[str, Any]) -> str:
+    other = token_of(header(), {**claims, "jti": "another-token"}).rsplit(".", 1)[1]
+    return f"{token_of(header(), claims).rsplit('.', 1)[0]}.{other}"
+
+
+NINETY_DAYS = 90 * 24 * 3600  # SESSION_MAX_LIFETIME's default
+THREE_SEGMENTS = "not a compact JWS (three segments)"
+NOT_A_KEY = "kid missing or naming no configured key"
+NOT_YET_VALID = "token not yet valid (nbf or iat in the future)"
+WRONG_ISSUER = "iss missing or not the configured ISSUER"
+REFUSALS: dict[str, tuple[Callable[[dict[str, Any]], str], str]] = {
+    "8193-characters": (lambda claims: "a" * 8193, "token longer than 8 KiB"),
+    "8192-characters": (lambda claims: "a" * 8192, THREE_SEGMENTS),  # not refused for length
+    "two-segments": (lambda claims: token_of(header(), claims).rsplit(".", 1)[0], THREE_SEGMENTS),
+    "four-segments": (lambda claims: token_of(header(), claims) + ".e30", THREE_SEGMENTS),
+    "header-outside-the-alphabet": (
+        lambda claims: "!" + token_of(header(), claims),
+        "header is not base64url (Error)",
+    ),
+    "header-non-ascii": (
+        lambda claims: "\u00e9" + token_of(header(), claims),
+        "header is not base64url (UnicodeEncodeError)",
+    ),
+    "header-padded": (
+        lambda claims: signed(padded(header_segment()), segment(claims)),
+        "header is not canonical base64url (padding, + or /, unused bits)",
+    ),
+    "header-not-json": (
+        lambda claims: token_of(b"{", claims),
+        "header is not JSON (JSONDecodeError)",
+    ),
+    "header-a-list": (lambda claims: token_of([header()], claims), "header is not a JSON object"),
+    "typ-jwt": (with_header(typ="JWT"), "typ is not at+jwt"),
+    "typ-missing": (with_header(typ=MISSING), "typ is not at+jwt"),
+    "typ-a-number": (with_header(typ=1), "typ is not at+jwt"),
+    "crit": (with_header(crit=["exp"]), "crit header present"),
+    "kid-missing": (with_header(kid=MISSING), NOT_A_KEY),
+    "kid-unknown": (with_header(kid="no-such-key"), NOT_A_KEY),
+    "kid-a-list": (with_header(kid=["no-such-key"]), NOT_A_KEY),
+    "alg-none": (with_header(alg="none"), "alg does not match the key named by kid"),
+    "signature-outside-the-alphabet": (
+        lambda claims: token_of(header(), claims) + "!",
+        "signature is not base64url (Error)",
+    ),
+    "payload-non-ascii": (non_ascii_payload, "signature not checkable (UnicodeEncodeError)"),
+    "signature-of-other-claims": (signature_of_other_claims, "bad signature"),
+    "payload-not-json": (
+        lambda claims: token_of(header(), b"{"),
+        "payload is not JSON (JSONDecodeError)",
+    ),
+    "payload-a-list": (lambda claims: token_of(header(), [claims]), "payload is not a JSON object"),
+    **{
+        f"{name}-missing": (with_claims(**{name: MISSING}), f"{name} claim missing")
+        for name in ("exp", "iat", "nbf", "sub", "jti", "sid")
+    },
+    "exp-null": (with_claims(exp=None), "exp claim missing"),
+    **{
+        f"{name}-true": (with_claims(**{name: True}), f"{name} claim is not an integer NumericDate")
+        for name in ("exp", "iat", "nbf")
+    },
+    "sub-a-number": (with_claims(sub=1), "sub claim is not a short non-empty string"),
+    "sid-a-slash": (
+        with_claims(sid="abc/def"),
+        "sid claim is not 1 to 64 url-safe base64 characters",
+    ),
+    "sub-newline": (
+        with_claims(sub="1\n"),
+        "sub claim holds a control or unprintable character",
+    ),
+    "jti-nul": (with_claims(jti="\x00"), "jti claim holds a control or unprintable character"),
+    "expired": (relative("exp", "iat", -1), "token expired"),
+    "nbf-ahead": (relative("nbf", "iat", 3600), NOT_YET_VALID),
+    "iat-ahead": (relative("iat", "iat", 3600), NOT_YET_VALID),
+    "exp-beyond-any-session": (
+        relative("exp", "iat", NINETY_DAYS + 1),
+        "exp is further from iat than any session lives",
+    ),
+    "iss-other": (with_claims(iss="https://evil.example"), WRONG_ISSUER),
+    "iss-missing": (with_claims(iss=MISSING), WRONG_ISSUER),
+    "aud-without-an-audience": (
+        with_claims(aud="https://shop.example"),
+        "aud present but no AUDIENCE is configured",
+    ),
+}
+AUDIENCE = "https://api.shop.example"
+NOT_AN_AUDIENCE = "aud missing or not a string or list of strings"
+AUDIENCE_REFUSALS: dict[str, tuple[Callable[[dict[str, Any]], str], str]] = {
+    "aud-missing": (with_claims(aud=MISSING), NOT_AN_AUDIENCE),
+    "aud-a-number": (with_claims(aud=1), NOT_AN_AUDIENCE),
+    "aud-an-object": (with_claims(aud={"aud": AUDIENCE}), NOT_AN_AUDIENCE),
+    "aud-with-a-number": (with_claims(aud=[AUDIENCE, 1]), NOT_AN_AUDIENCE),
+    "aud-other": (
+        with_claims(aud="https://other.example"),
+        "aud does not name the configured AUDIENCE",
+    ),
+    "aud-list-without-it": (
+        with_claims(aud=["https://other.example"]),
+        "aud does not name the configured AUDIENCE",
+    ),
+}
+
+
+def refusals_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "cocart_jwt" and record.getMessage().startswith("Access token refused")
+    ]
+
+
+def assert_refused_because(
+    client: APIClient, token: str, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(InvalidToken) as refused:
+        verify_access_token(token)
+    assert str(refused.value) == reason
+    caplog.set_level(logging.INFO, logger="cocart_jwt")
+    caplog.clear()
+    assert validate(client, token) == 401
+    assert refusals_logged(caplog) == [f"Access token refused: {reason}"]
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_each_refusal_gives_the_log_its_reason(
+    client: APIClient, user: Any, password: str, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    claims = logged_in_claims(client, user, password)
+    assert validate(client, token_of(header(), claims)) == 200  # the unchanged copy passes
+    build, reason = REFUSALS[case]
+
+    assert_refused_because(client, build(claims), reason, caplog)
+
+
+@pytest.mark.parametrize("case", AUDIENCE_REFUSALS)
+def test_each_audience_refusal_gives_the_log_its_reason(
+    client: APIClient,
+    user: Any,
+    password: str,
+    settings: Any,
+    case: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings.COCART_JWT = {**settings.COCART_JWT, "AUDIENCE": AUDIENCE}
+    claims = logged_in_claims(client, user, password)
+    assert claims["aud"] == AUDIENCE
+    assert validate(client, token_of(header(), claims)) == 200
+    build, reason = AUDIENCE_REFUSALS[case]
+
+    assert_refused_because(client, build(claims), reason, caplog)
+
+
+# --- exp at most a session's lifetime (plus LEEWAY) after iat ----------------------------------
+
+
+@pytest.mark.parametrize("leeway", [0, 30], ids=["no-leeway", "leeway-30s"])
+def test_exp_may_be_a_session_lifetime_and_leeway_after_iat_and_no_more(
+    client: APIClient,
+    user: Any,
+    password: str,
+    settings: Any,
+    leeway: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A token outliving any session is forged or minted by a broken signer."""
+    settings.COCART_JWT = {**settings.COCART_JWT, "LEEWAY": leeway}
+    claims = logged_in_claims(client, user, password)
+    furthest = claims["iat"] + NINETY_DAYS + leeway
+
+    longest = token_of(header(), {**claims, "exp": furthest})
+    assert verify_access_token(longest)["exp"] == furthest
+    assert validate(client, longest) == 200
+    too_long = token_of(header(), {**claims, "exp": furthest + 1})
+    assert_refused_because(
+        client, too_long, "exp is further from iat than any session lives", caplog
+    )
+
+
+def test_the_exp_bound_follows_session_max_lifetime(
+    client: APIClient, user: Any, password: str, settings: Any
+) -> None:
+    settings.COCART_JWT = {**settings.COCART_JWT, "SESSION_MAX_LIFETIME": timedelta(days=1)}
+    claims = logged_in_claims(client, user, password)
+
+    day = 24 * 3600
+    assert verify_access_token(token_of(header(), {**claims, "exp": claims["iat"] + day}))
+    with pytest.raises(InvalidToken, match="^exp is further from iat than any session lives$"):
+        verify_access_token(token_of(header(), {**claims, "exp": claims["iat"] + day + 1}))
+
+
+# --- iss and aud: ISSUER unset, AUDIENCE a list --------------------------------------------------
+
+
+def test_without_an_issuer_iss_is_not_checked(
+    client: APIClient, user: Any, password: str, settings: Any
+) -> None:
+    """RFC 7519 leaves iss to the application: unsetting ISSUER does not refuse the tokens
+    minted under it (aud differs: a token naming an audience is refused where none is
+    configured, RFC 7519 section 4.1.3)."""
+    minted_with_an_issuer = logged_in_claims(client, user, password)
+    assert minted_with_an_issuer["iss"] == "https://shop.example"
+    settings.COCART_JWT = {**settings.COCART_JWT, "ISSUER": None}
+
+    fresh = logged_in_claims(client, user, password)
+    assert "iss" not in fresh
+    for claims in (minted_with_an_issuer, fresh, {**fresh, "iss": "https://elsewhere.example"}):
+        token = token_of(header(), claims)
+        assert verify_access_token(token) == claims
+        assert validate(client, token) == 200
+
+
+def test_an_audience_list_accepts_a_token_naming_any_of_them(
+    client: APIClient, user: Any, password: str, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    audiences = ["https://api.shop.example", "https://admin.shop.example"]
+    settings.COCART_JWT = {**settings.COCART_JWT, "AUDIENCE": audiences}
+    claims = logged_in_claims(client, user, password)
+    assert claims["aud"] == audiences
+
+    for aud in (audiences[1], [audiences[0]], ["https://other.example", audiences[1]]):
+        token = token_of(header(), {**claims, "aud": aud})
+        assert verify_access_token(token)["aud"] == aud
+        assert validate(client, token) == 200
+    assert_refused_because(
+        client,
+        token_of(header(), {**claims, "aud": "https://other.example"}),
+        "aud does not name the configured AUDIENCE",
+        caplog,
+    )

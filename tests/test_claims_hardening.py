@@ -4,6 +4,9 @@ The admin create form, ``jwt create --claims`` and ``USER_CLAIMS`` cannot put a 
 resource servers read as a grant (``scope``, ``client_id``, ``cnf``...), as login facts
 (``auth_time``, ``acr``...), as the token's kind (``typ``) or that cocart_jwt sets itself
 into an access token; a session stored with such claims before the rule never mints them.
+
+What a minted access token carries besides: the claims this app sets (an ``exp`` that never
+passes its session's end, a fresh 128-bit ``jti``), shown as they were signed.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import io
 import json
 import logging
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -23,8 +27,9 @@ from django.urls import reverse
 
 from cocart_jwt import tokens
 from cocart_jwt.models import Token
-from cocart_jwt.tokens import verify_access_token
-from tests.factories import login, refresh
+from cocart_jwt.tokens import InvalidToken, mint_access_token, verify_access_token
+from cocart_jwt.utils import now
+from tests.factories import bearer, login, private_pem, public_pem, refresh
 
 pytestmark = pytest.mark.django_db
 
@@ -243,3 +248,94 @@ def test_a_stored_session_with_reserved_claims_never_mints_them_in_the_admin(
     assert claims["sid"] == session.pk
     assert claims["tenant"] == "acme"
     assert not {"scope", "cnf", "auth_time", "typ"} & set(claims)
+
+
+@pytest.mark.parametrize("configured", [False, True], ids=["no-iss-aud", "iss-and-aud"])
+def test_a_stored_iss_or_aud_never_reaches_a_token(
+    api_client: Any, user: Any, settings: Any, configured: bool
+) -> None:
+    """Without ISSUER or AUDIENCE a stored iss or aud would be the only one in the token."""
+    issuer = "https://shop.example" if configured else None
+    audience = "https://api.shop.example" if configured else None
+    settings.COCART_JWT = {**settings.COCART_JWT, "ISSUER": issuer, "AUDIENCE": audience}
+    stored = {"iss": "https://evil.example", "aud": "https://evil.example", "tenant": "acme"}
+    issued = Token.objects.issue(user, claims=stored)
+    refreshed = Token.objects.rotate(issued.refresh_token)
+
+    for access in (issued.access_token, refreshed.access_token):
+        claims = verify_access_token(access)
+        assert (claims.get("iss"), claims.get("aud")) == (issuer, audience)
+        assert claims["tenant"] == "acme"
+        assert api_client.get("/api/me/", **bearer(access)).status_code == 200
+
+
+# -- what a minted access token carries -----------------------------------------------------
+
+
+def test_an_access_token_of_a_refreshable_session_about_to_end_expires_with_it(
+    user: Any,
+) -> None:
+    """ACCESS_TOKEN_LIFETIME (15 minutes) is capped at the session's end, 5 minutes away."""
+    issued = Token.objects.issue(user, lifetime=timedelta(minutes=5))
+    session = issued.session
+
+    claims = verify_access_token(issued.access_token)
+    assert issued.access_expires_at == session.expires_at
+    assert claims["exp"] == int(session.expires_at.timestamp())
+    assert claims["exp"] - claims["iat"] in (299, 300)  # the session's microseconds dropped
+    assert issued.expires_in == issued.refresh_expires_in == 300
+
+
+@pytest.mark.parametrize("refreshable", [True, False], ids=["refreshable", "not-refreshable"])
+def test_an_access_token_lives_its_lifetime_or_as_long_as_a_session_without_refresh(
+    user: Any, refreshable: bool
+) -> None:
+    issued = Token.objects.issue(user, refreshable=refreshable, lifetime=timedelta(hours=24))
+
+    claims = verify_access_token(issued.access_token)
+    lifetime = timedelta(minutes=15) if refreshable else timedelta(hours=24)
+    assert issued.access_expires_at == issued.issued_at + lifetime
+    assert claims["exp"] == int((issued.issued_at + lifetime).timestamp())
+
+
+def test_a_minted_access_token_shows_the_claims_it_carries(user: Any) -> None:
+    session = Token.objects.issue(user, claims={"tenant": "acme", "scope": "admin"}).session
+    at = now()
+
+    access = mint_access_token(session, user, at)
+
+    claims = verify_access_token(access.token)
+    assert access.claims == claims
+    assert access.jti == claims["jti"]
+    assert claims["tenant"] == "acme" and "scope" not in claims
+    assert (claims["sid"], claims["sub"]) == (session.pk, str(user.pk))
+    assert claims["iat"] == claims["nbf"] == int(at.timestamp())
+    assert access.expires_at == at + timedelta(minutes=15)
+    assert claims["exp"] == int(access.expires_at.timestamp())
+
+
+def test_each_access_token_has_its_own_128_bit_jti(user: Any) -> None:
+    """16 random bytes (RFC 7519: a collision must be negligible), 22 url-safe characters."""
+    session = Token.objects.issue(user).session
+    at = now()
+
+    jtis = {mint_access_token(session, user, at).jti for _ in range(20)}
+
+    assert len(jtis) == 20
+    for jti in jtis:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{22}", jti), jti
+
+
+def test_a_verify_only_site_mints_no_token_and_says_why(user: Any, settings: Any) -> None:
+    session = Token.objects.issue(user).session
+    settings.COCART_JWT = {
+        **settings.COCART_JWT,
+        "ALGORITHM": "RS256",
+        "SIGNING_KEY": None,
+        "VERIFYING_KEY": public_pem(private_pem("RS256")),
+    }
+
+    with pytest.raises(InvalidToken) as refused:
+        mint_access_token(session, user, now())
+
+    assert str(refused.value) == ("no signing key: this site is configured to verify tokens only")

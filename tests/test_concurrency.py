@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from django.db import connections
+from django.contrib.auth import get_user_model
+from django.db import OperationalError, connection, connections, transaction
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -203,3 +205,72 @@ def test_concurrent_logout_and_refresh_of_one_session_never_leave_it_live(
         assert me_status(won["access_token"]) == 401
         assert refresh(APIClient(), won["refresh_token"]).status_code == 401
     assert not Token.objects.live().filter(user=user).exists()
+
+
+# --- a session's lock is its own: never its user's row -----------------------------------------
+
+
+@contextmanager
+def users_row_locked(user: Any, *, no_key: bool = False) -> Iterator[None]:
+    """Another connection holds ``user``'s row lock, as a login of that user in progress does
+    (its last_login write, then the lock of MAX_TOKENS_PER_USER), until the block ends.
+    ``no_key``: only the lock of an UPDATE such as the last_login write, which leaves a new row
+    that refers to the user (a session) free to be inserted."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                get_user_model().objects.select_for_update(no_key=no_key).get(pk=user.pk)
+                locked.set()
+                release.wait(JOIN_TIMEOUT)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(JOIN_TIMEOUT)
+        yield
+    finally:
+        release.set()
+        holder.join(JOIN_TIMEOUT)
+
+
+@contextmanager
+def no_lock_waits() -> Iterator[None]:
+    """Any lock this connection would wait for fails at once (PostgreSQL's lock_timeout)
+    instead of waiting: a test that passes waited for nothing."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '100ms'")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+
+
+def test_refresh_logout_and_renew_never_wait_for_a_login_of_the_same_user(
+    user: Any, password: str
+) -> None:
+    pairs = [fresh_login(user, password) for _ in range(3)]
+    client = APIClient()
+
+    with users_row_locked(user), no_lock_waits():
+        refreshed = refresh(client, pairs[0]["refresh_token"])
+        logged_out = client.post(reverse("cocart_jwt:logout"), **bearer(pairs[1]["access_token"]))
+        renewed = Token.objects.renew(Token.objects.get(pk=pairs[2]["sid"]))
+
+    assert refreshed.status_code == 200
+    assert logged_out.status_code == 204
+    assert renewed is not None and renewed.session.pk == pairs[2]["sid"]
+
+
+def test_a_new_session_waits_for_another_login_of_the_same_user_under_the_cap(user: Any) -> None:
+    """The cap's lock is the user's row: a session cannot count the live sessions while a
+    login of that user that wrote its last_login has not committed."""
+    with users_row_locked(user, no_key=True), no_lock_waits():
+        with pytest.raises(OperationalError, match="lock timeout"):
+            Token.objects.issue(user)
+
+    assert Token.objects.issue(user).session.user_id == user.pk

@@ -125,6 +125,45 @@ def test_logout_without_token_or_cookie_is_401(api_client, db):
     assert api_client.post(reverse("cocart_jwt:logout")).status_code == 401
 
 
+def test_cookie_path_domain_and_samesite_settings_place_the_cookie_and_its_deletion(
+    api_client, user, password, settings
+):
+    settings.COCART_JWT = {
+        **settings.COCART_JWT,
+        "COOKIE_PATH": "/shop/api/auth/",
+        "COOKIE_DOMAIN": ".shop.example",
+        "COOKIE_SAMESITE": "Strict",
+    }
+    response = login(api_client, "alice", password)
+
+    logout = api_client.post(
+        reverse("cocart_jwt:logout"), **bearer(response.json()["access_token"])
+    )
+
+    assert logout.status_code == 204
+    for morsel in (response.cookies[COOKIE], logout.cookies[COOKIE]):
+        assert morsel["path"] == "/shop/api/auth/"
+        assert morsel["domain"] == ".shop.example"
+        assert morsel["samesite"] == "Strict"
+    assert logout.cookies[COOKIE]["max-age"] == 0
+
+
+def test_an_access_cookie_is_not_read_without_cookie_transport(
+    api_client, user, password, settings
+):
+    settings.COCART_JWT = {
+        **settings.COCART_JWT,
+        "COOKIE_TRANSPORT": False,
+        "ACCESS_COOKIE_NAME": "cocart_access",
+    }
+    access = login(api_client, "alice", password).json()["access_token"]
+    browser = Client()
+    browser.cookies["cocart_access"] = access
+
+    assert browser.get(ME).status_code == 401
+    assert Client().get(ME, **bearer(access)).status_code == 200
+
+
 class TestAccessCookie:
     @pytest.fixture(autouse=True)
     def access_cookie(self, settings):
@@ -142,6 +181,46 @@ class TestAccessCookie:
         assert "access_token" not in response.json()
         assert response.cookies["cocart_access"]["httponly"] is True
         return client
+
+    def test_the_access_cookie_goes_to_the_whole_site_for_the_tokens_lifetime(
+        self, user, password, settings
+    ):
+        settings.COCART_JWT = {
+            **settings.COCART_JWT,
+            "COOKIE_DOMAIN": ".shop.example",
+            "COOKIE_SAMESITE": "Strict",
+        }
+
+        morsel = login(Client(), "alice", password).cookies["cocart_access"]
+
+        assert morsel["path"] == "/"
+        assert int(morsel["max-age"]) == 15 * 60
+        assert morsel["domain"] == ".shop.example"
+        assert morsel["samesite"] == "Strict"
+        assert morsel["secure"] is True and morsel["httponly"] is True
+
+    def test_logout_deletes_both_cookies_where_they_were_set(self, user, password, settings):
+        settings.COCART_JWT = {
+            **settings.COCART_JWT,
+            "COOKIE_DOMAIN": ".shop.example",
+            "COOKIE_SAMESITE": "Strict",
+        }
+        client = Client()
+        access = login(client, "alice", password).cookies["cocart_access"].value
+
+        response = client.post(reverse("cocart_jwt:logout"), **bearer(access))
+
+        assert response.status_code == 204
+        for name, path in (("cocart_access", "/"), (COOKIE, "/api/auth/")):
+            morsel = response.cookies[name]
+            assert (morsel.value, morsel["max-age"]) == ("", 0)
+            assert (morsel["path"], morsel["domain"], morsel["samesite"]) == (
+                path,
+                ".shop.example",
+                "Strict",
+            )
+        assert client.cookies["cocart_access"].value == ""
+        assert client.get(ME).status_code == 401
 
     def test_a_cookie_authenticated_get_needs_no_csrf_token(self, browser):
         assert browser.get(ME).status_code == 200

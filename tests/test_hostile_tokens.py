@@ -441,6 +441,9 @@ def test_sid_of_another_users_session_is_refused(
     claims = {**session.claims, "sid": bob_sid}  # sub is still alice
     token = jwt.encode(claims, real_secret(), algorithm="HS256", headers=session.header)
     assert_refused(client, token, caplog, session)
+    assert f"Access token refused: sub does not match the user of session {bob_sid}" in [
+        record.getMessage() for record in caplog.records
+    ]
     # Bob's session is untouched by the attempt.
     assert Token.objects.get(pk=bob_sid).revoked_at is None
 

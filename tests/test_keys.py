@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import logging
 import traceback
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from django.core.checks import run_checks
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from cocart_jwt.keys import KeyConfigurationError, keyring
+from cocart_jwt.keys import KeyConfigurationError, keyring, read_key_material
 from tests.factories import bearer, hmac_secret, login, private_pem, public_pem, refresh
 
 ISSUER = "https://keys.example"
@@ -308,6 +309,436 @@ def test_key_file_that_cannot_be_opened_is_check_e003_even_as_root(
         keyring()
 
 
+def migrate_ids() -> list[str]:
+    """What ``migrate`` says of the keys: an error, or W007 for a key that is not there yet."""
+    messages = run_checks(databases=["default"])
+    return sorted(
+        m.id
+        for m in messages
+        if m.id and m.id.startswith("cocart_jwt.") and (m.is_serious() or m.id.endswith("W007"))
+    )
+
+
+@pytest.mark.parametrize("case", list(UNOPENABLE))
+def test_a_key_file_there_but_unreadable_fails_migrate_too(
+    case: str, settings: Any, tmp_path: Path
+) -> None:
+    # Not a secret mounted late: waiting will not make it readable.
+    make_path, _ = UNOPENABLE[case]
+    configure(settings, ALGORITHM="ES256", SIGNING_KEY=f"file:{make_path(tmp_path)}")
+    assert migrate_ids() == ["cocart_jwt.E003"]
+
+
+@pytest.mark.parametrize(
+    "make_value",
+    [
+        pytest.param(lambda tmp: f"file:{tmp / 'missing.pem'}", id="file-prefix"),
+        pytest.param(lambda tmp: tmp / "missing.pem", id="pathlib"),
+        pytest.param(lambda tmp: str(tmp / "missing.pem"), id="bare-path"),
+    ],
+)
+def test_a_missing_key_file_says_no_such_file(
+    make_value: Any, settings: Any, tmp_path: Path
+) -> None:
+    configure(settings, ALGORITHM="RS256", SIGNING_KEY=make_value(tmp_path))
+
+    (error,) = cocart_errors()
+
+    assert error.id == "cocart_jwt.E003"
+    assert "(No such file or directory)" in error.msg
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        pytest.param("k3y\x00" * 12, "not a file name", id="nul-byte"),
+        pytest.param(bytes(range(160, 208)), "No such file or directory", id="not-utf-8"),
+    ],
+)
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256"])
+def test_a_binary_secret_under_an_asymmetric_algorithm_is_check_e003(
+    algorithm: str, value: Any, reason: str, settings: Any
+) -> None:
+    # A binary secret pasted where a PEM or a path belongs: an error that says so, no crash.
+    configure(settings, ALGORITHM=algorithm, SIGNING_KEY=value)
+
+    (error,) = cocart_errors()
+
+    assert error.id == "cocart_jwt.E003"
+    assert error.msg == (
+        "COCART_JWT SIGNING_KEY is neither a PEM key nor the path of a readable key file "
+        f"({reason}); a secret of an HS algorithm does not work here."
+    )
+    assert migrate_ids() == ["cocart_jwt.E003"]  # there but wrong: no W007
+    with pytest.raises(KeyConfigurationError, match=reason):
+        keyring()
+
+
+@pytest.mark.parametrize(
+    "make_value",
+    [
+        pytest.param(lambda tmp: "file:keys/missing.pem", id="file-prefix-relative"),
+        pytest.param(lambda tmp: f"file:{tmp / 'missing.pem'}", id="file-prefix-absolute"),
+        pytest.param(lambda tmp: Path("keys/missing.pem"), id="pathlib-relative"),
+        pytest.param(lambda tmp: str(tmp / "missing.pem"), id="bare-absolute-path"),
+    ],
+)
+def test_a_missing_key_file_named_as_a_path_lets_migrate_go_on(
+    make_value: Any, settings: Any, tmp_path: Path
+) -> None:
+    # A secret mounted after the release step: W007 for migrate, E003 for everything else.
+    configure(settings, ALGORITHM="ES256", SIGNING_KEY=make_value(tmp_path))
+    assert migrate_ids() == ["cocart_jwt.W007"]
+    assert cocart_ids() == ["cocart_jwt.E003"]
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "needs"),
+    [
+        ("HS256", "HS256 needs a random secret of at least 32 bytes."),
+        ("HS512", "HS512 needs a random secret of at least 64 bytes."),
+        ("RS256", 'RS256 needs an RSA private key in PEM, or "file:/path/to/key.pem".'),
+        ("ES384", 'ES384 needs an EC (secp384r1) private key in PEM, or "file:/path/to/key.pem".'),
+    ],
+)
+def test_an_unset_environment_variable_says_to_set_it_and_what_it_should_hold(
+    algorithm: str, needs: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(ENV_NAME, raising=False)
+    configure(settings, ALGORITHM=algorithm, SIGNING_KEY=f"env:{ENV_NAME}")
+
+    (error,) = cocart_errors()
+
+    assert error.id == "cocart_jwt.E002"
+    assert error.msg == (
+        f"COCART_JWT SIGNING_KEY names environment variable '{ENV_NAME}', which is not set."
+    )
+    assert error.hint == (
+        f"Set {ENV_NAME} in the environment of every process of the site. {needs} "
+        f"Make one with: python manage.py jwt keygen --algorithm {algorithm}"
+    )
+
+
+@pytest.mark.parametrize("algorithm", [None, "HS1024"])
+def test_key_material_read_for_no_known_algorithm_says_how_to_fix_the_source(
+    algorithm: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the check of SIGNING_KEY against SECRET_KEY reads SECRET_KEY: no algorithm to name.
+    monkeypatch.delenv(ENV_NAME, raising=False)
+    with pytest.raises(KeyConfigurationError) as unset:
+        read_key_material(
+            f"env:{ENV_NAME}", asymmetric=False, setting="SECRET_KEY", algorithm=algorithm
+        )
+    with pytest.raises(KeyConfigurationError) as missing:
+        read_key_material(
+            f"file:{tmp_path / 'nope'}", asymmetric=False, setting="SECRET_KEY", algorithm=algorithm
+        )
+
+    assert unset.value.hint == f"Set {ENV_NAME} in the environment of every process of the site."
+    assert missing.value.hint == "Check the path, and that the site's user may read the file."
+    assert (unset.value.absent, missing.value.absent) == (True, True)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "shown"),
+    [
+        pytest.param("HS256-but-longer", "'HS256-but-longer'", id="16-characters-quoted"),
+        pytest.param("HS256-but-longerx", "(a str that is no algorithm name)", id="17-hidden"),
+        pytest.param(HS_A, "(a str that is no algorithm name)", id="secret-pasted-there"),
+        pytest.param(b"HS256", "(a bytes that is no algorithm name)", id="bytes"),
+        pytest.param(["HS256"], "(a list that is no algorithm name)", id="list"),
+    ],
+)
+def test_an_unknown_algorithm_is_quoted_only_when_short_enough_to_be_no_secret(
+    algorithm: Any, shown: str, settings: Any
+) -> None:
+    configure(settings, ALGORITHM=algorithm, SIGNING_KEY=HS_A)
+
+    (error,) = cocart_errors()
+
+    assert error.id == "cocart_jwt.E001"
+    assert error.msg == f"COCART_JWT ALGORITHM {shown} is not a known algorithm."
+    assert error.hint == (
+        "Use one of ES256, ES384, ES512, HS256, HS384, HS512, PS256, PS384, PS512, RS256, RS384, "
+        "RS512."
+    )
+
+
+def test_a_key_configuration_error_without_hint_reads_as_its_message() -> None:
+    error = KeyConfigurationError("cocart_jwt.E002", "COCART_JWT SIGNING_KEY is required.")
+    assert str(error) == "COCART_JWT SIGNING_KEY is required."
+    hinted = KeyConfigurationError("cocart_jwt.E002", "It is wrong.", "Fix it.")
+    assert str(hinted) == "It is wrong. Fix it."
+
+
+@cache
+def rsa_1024_pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 (refused)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return pem.decode()
+
+
+def keygen(algorithm: str) -> str:
+    return f"Make one with: python manage.py jwt keygen --algorithm {algorithm}"
+
+
+SOURCES = (
+    'Give the key itself, "env:NAME" (an environment variable), or "file:/path/to/key" '
+    "(or a pathlib.Path)."
+)
+FALLBACKS = (
+    'A list of dicts, for example [{"ALGORITHM": "HS256", "SIGNING_KEY": "env:OLD_JWT_KEY"}].'
+)
+KEY_ID_RULE = "COCART_JWT KEY_ID must be a non-empty string of at most 128 characters."
+KEY_ID_FIX = 'Leave KEY_ID unset to derive one from the key, or use a short name such as "2026-01".'
+HS256_NEEDS = f"HS256 needs a random secret of at least 32 bytes. {keygen('HS256')}"
+ES256_PRIVATE = (
+    'ES256 needs an EC (secp256r1) private key in PEM, or "file:/path/to/key.pem". '
+    f"{keygen('ES256')}"
+)
+RS256_PRIVATE = (
+    f'RS256 needs an RSA private key in PEM, or "file:/path/to/key.pem". {keygen("RS256")}'
+)
+RS256_PUBLIC = (
+    f'RS256 needs an RSA public key in PEM, or "file:/path/to/key.pem". {keygen("RS256")}'
+)
+BAD_PRIVATE_PEM = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n"
+BAD_PUBLIC_PEM = "-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n"
+
+# name: (the key settings, the check id, its message, its hint). Each message names the setting
+# and says what is wrong; each hint says what the setting should hold and how to make one.
+BAD_KEYS: dict[str, tuple[Any, str, str, str]] = {
+    "secret-of-a-wrong-type": (
+        lambda: {"SIGNING_KEY": 42},
+        "E002",
+        "COCART_JWT SIGNING_KEY must be a string, bytes or a path, not int.",
+        SOURCES,
+    ),
+    "fallback-secret-of-a-wrong-type": (
+        lambda: {
+            "SIGNING_KEY": HS_B,
+            "FALLBACK_KEYS": [{"KEY_ID": "a", "SIGNING_KEY": HS_A}, {"SIGNING_KEY": 4.5}],
+        },
+        "E002",
+        "COCART_JWT FALLBACK_KEYS[1] SIGNING_KEY must be a string, bytes or a path, not float.",
+        SOURCES,
+    ),
+    "no-secret": (
+        lambda: {"ALGORITHM": "HS256", "SIGNING_KEY": None},
+        "E002",
+        "COCART_JWT SIGNING_KEY is required for HS256.",
+        'Keep it out of the code: "env:COCART_JWT_SIGNING_KEY" reads it from that environment '
+        f"variable. {HS256_NEEDS}",
+    ),
+    "fallback-without-secret": (
+        lambda: {"SIGNING_KEY": HS_B, "FALLBACK_KEYS": [{"ALGORITHM": "HS384"}]},
+        "E002",
+        "COCART_JWT FALLBACK_KEYS[0] SIGNING_KEY is required for HS384.",
+        f"HS384 needs a random secret of at least 48 bytes. {keygen('HS384')}",
+    ),
+    "short-secret": (
+        lambda: {"ALGORITHM": "HS384", "SIGNING_KEY": "x" * 47},
+        "E002",
+        "COCART_JWT SIGNING_KEY is 47 bytes; HS384 needs at least 48.",
+        f"HS384 needs a random secret of at least 48 bytes. {keygen('HS384')}",
+    ),
+    "pem-as-secret": (
+        lambda: {"ALGORITHM": "HS256", "SIGNING_KEY": private_pem("ES256", 0)},
+        "E004",
+        "COCART_JWT SIGNING_KEY is a PEM/SSH key, but HS256 needs a secret.",
+        HS256_NEEDS,
+    ),
+    "env-names-a-missing-file": (
+        lambda: {"ALGORITHM": "ES256", "SIGNING_KEY": f"env:{ENV_NAME}"},
+        "E003",
+        f"COCART_JWT SIGNING_KEY: environment variable '{ENV_NAME}' names a key file that "
+        "cannot be read (No such file or directory).",
+        ES256_PRIVATE,
+    ),
+    "env-holds-a-missing-path": (
+        lambda: {"ALGORITHM": "ES256", "SIGNING_KEY": f"env:{ENV_NAME}_PATH"},
+        "E003",
+        f"COCART_JWT SIGNING_KEY: environment variable '{ENV_NAME}_PATH' holds neither a PEM "
+        "key nor the path of a readable key file (No such file or directory).",
+        ES256_PRIVATE,
+    ),
+    "missing-file": (
+        lambda: {"ALGORITHM": "ES256", "SIGNING_KEY": "file:/nonexistent/jwt.pem"},
+        "E003",
+        "COCART_JWT SIGNING_KEY: cannot read key file '/nonexistent/jwt.pem' "
+        "(No such file or directory).",
+        ES256_PRIVATE,
+    ),
+    "missing-public-key-file": (
+        lambda: {"ALGORITHM": "RS256", "VERIFYING_KEY": Path("/nonexistent/jwt.pem.pub")},
+        "E003",
+        "COCART_JWT VERIFYING_KEY: cannot read key file '/nonexistent/jwt.pem.pub' "
+        "(No such file or directory).",
+        RS256_PUBLIC,
+    ),
+    "garbage-private-pem": (
+        lambda: {"ALGORITHM": "RS256", "SIGNING_KEY": BAD_PRIVATE_PEM},
+        "E003",
+        "COCART_JWT SIGNING_KEY is not a usable unencrypted PEM private key.",
+        RS256_PRIVATE,
+    ),
+    "garbage-public-pem": (
+        lambda: {"ALGORITHM": "RS256", "VERIFYING_KEY": BAD_PUBLIC_PEM},
+        "E003",
+        "COCART_JWT VERIFYING_KEY is not a usable PEM public key.",
+        RS256_PUBLIC,
+    ),
+    "no-asymmetric-key": (
+        lambda: {"ALGORITHM": "ES256", "SIGNING_KEY": None},
+        "E003",
+        "COCART_JWT: ES256 needs SIGNING_KEY (a private key) or VERIFYING_KEY.",
+        ES256_PRIVATE,
+    ),
+    "ec-key-for-ps256": (
+        lambda: {"ALGORITHM": "PS256", "SIGNING_KEY": private_pem("ES256", 0)},
+        "E004",
+        "COCART_JWT SIGNING_KEY is not an RSA key, but PS256 needs one.",
+        f'PS256 needs an RSA private key in PEM, or "file:/path/to/key.pem". {keygen("PS256")}',
+    ),
+    "rsa-1024-private": (
+        lambda: {"ALGORITHM": "RS256", "SIGNING_KEY": rsa_1024_pem()},
+        "E004",
+        "COCART_JWT SIGNING_KEY is a 1024-bit RSA key; use 2048 or more.",
+        RS256_PRIVATE,
+    ),
+    "rsa-1024-public": (
+        lambda: {"ALGORITHM": "RS256", "VERIFYING_KEY": public_pem(rsa_1024_pem())},
+        "E004",
+        "COCART_JWT VERIFYING_KEY is a 1024-bit RSA key; use 2048 or more.",
+        RS256_PUBLIC,
+    ),
+    "p256-key-for-es384": (
+        lambda: {"ALGORITHM": "ES384", "VERIFYING_KEY": public_pem(private_pem("ES256", 0))},
+        "E004",
+        "COCART_JWT VERIFYING_KEY is not an EC key on secp384r1, as ES384 needs.",
+        f'ES384 needs an EC (secp384r1) public key in PEM, or "file:/path/to/key.pem". '
+        f"{keygen('ES384')}",
+    ),
+    "rsa-key-for-es512": (
+        lambda: {"ALGORITHM": "ES512", "SIGNING_KEY": private_pem("RS256", 0)},
+        "E004",
+        "COCART_JWT SIGNING_KEY is not an EC key on secp521r1, as ES512 needs.",
+        f'ES512 needs an EC (secp521r1) private key in PEM, or "file:/path/to/key.pem". '
+        f"{keygen('ES512')}",
+    ),
+    "not-the-public-half": (
+        lambda: {
+            "ALGORITHM": "RS256",
+            "SIGNING_KEY": private_pem("RS256", 0),
+            "VERIFYING_KEY": public_pem(private_pem("RS256", 1)),
+        },
+        "E004",
+        "COCART_JWT VERIFYING_KEY is not the public half of COCART_JWT SIGNING_KEY.",
+        "Leave VERIFYING_KEY unset (it is derived from SIGNING_KEY), or set it to the public "
+        "key made with that private key.",
+    ),
+    "empty-key-id": (lambda: {"SIGNING_KEY": HS_A, "KEY_ID": ""}, "E007", KEY_ID_RULE, KEY_ID_FIX),
+    "key-id-of-129": (
+        lambda: {"SIGNING_KEY": HS_A, "KEY_ID": "k" * 129},
+        "E007",
+        KEY_ID_RULE,
+        KEY_ID_FIX,
+    ),
+    "key-id-not-a-string": (
+        lambda: {"SIGNING_KEY": HS_A, "KEY_ID": 2026},
+        "E007",
+        KEY_ID_RULE,
+        KEY_ID_FIX,
+    ),
+    "fallbacks-not-a-list": (
+        lambda: {"SIGNING_KEY": HS_B, "FALLBACK_KEYS": {"SIGNING_KEY": HS_A}},
+        "E007",
+        "COCART_JWT FALLBACK_KEYS must be a list.",
+        FALLBACKS,
+    ),
+    "fallback-not-a-dict": (
+        lambda: {"SIGNING_KEY": HS_B, "FALLBACK_KEYS": [{"SIGNING_KEY": HS_A}, "old"]},
+        "E007",
+        "COCART_JWT FALLBACK_KEYS[1] must be a dict.",
+        FALLBACKS,
+    ),
+    "fallback-repeating-a-key-id": (
+        lambda: {
+            "SIGNING_KEY": HS_B,
+            "KEY_ID": "k1",
+            "FALLBACK_KEYS": [{"SIGNING_KEY": HS_A, "KEY_ID": "k1"}],
+        },
+        "E007",
+        "COCART_JWT FALLBACK_KEYS[0] has key id 'k1', already in use.",
+        "Give each key its own KEY_ID, and drop a fallback that repeats the current key.",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_KEYS))
+def test_each_bad_key_setting_says_what_is_wrong_and_how_to_fix_it(
+    name: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_keys, check_id, message, hint = BAD_KEYS[name]
+    monkeypatch.setenv(ENV_NAME, "file:/nonexistent/from-the-environment.pem")
+    monkeypatch.setenv(f"{ENV_NAME}_PATH", "/nonexistent/from-the-environment.pem")
+    configure(settings, **make_keys())
+
+    (error,) = cocart_errors()
+
+    assert (error.id, error.msg, error.hint) == (f"cocart_jwt.{check_id}", message, hint)
+    with pytest.raises(KeyConfigurationError) as raised:
+        keyring()
+    assert str(raised.value) == f"{message} {hint}"
+
+
+@pytest.mark.parametrize("empty", ["", b""], ids=["str", "bytes"])
+def test_an_empty_key_setting_counts_as_unset(
+    empty: Any, settings: Any, api_client: Any, user: Any, password: str
+) -> None:
+    # VERIFYING_KEY="" (an empty environment template) is derived from SIGNING_KEY...
+    configure(settings, ALGORITHM="RS256", SIGNING_KEY=private_pem("RS256", 0), VERIFYING_KEY=empty)
+    assert cocart_ids() == []
+    token = access_token(api_client, user, password)
+    assert verify_with(token, public_key("RS256"), "RS256")["sub"] == str(user.pk)
+    assert me_status(api_client, token) == 200
+
+    # ... and SIGNING_KEY="" leaves a site that verifies only.
+    public = public_pem(private_pem("RS256", 0))
+    configure(settings, ALGORITHM="RS256", SIGNING_KEY=empty, VERIFYING_KEY=public)
+    assert cocart_ids() == []
+    assert keyring().signing_key is None
+    assert me_status(api_client, token) == 200
+
+
+def test_a_private_key_given_as_verifying_key_publishes_only_its_public_half(
+    settings: Any, api_client: Any
+) -> None:
+    configure(settings, ALGORITHM="ES384", VERIFYING_KEY=private_pem("ES384", 0))
+
+    assert cocart_ids() == []
+    (jwk,) = jwks_by_kid(api_client).values()
+    assert jwt.PyJWK(jwk).key.public_numbers() == public_key("ES384").public_numbers()
+    assert "d" not in jwk
+
+
+@pytest.mark.parametrize("length", [1, 127, 128])
+def test_a_key_id_of_up_to_128_characters_is_the_kid(
+    length: int, settings: Any, api_client: Any, user: Any, password: str
+) -> None:
+    kid = "k" * length
+    configure(settings, ALGORITHM="HS256", SIGNING_KEY=HS_A, KEY_ID=kid)
+
+    assert cocart_ids() == []
+    token = access_token(api_client, user, password)
+    assert jwt.get_unverified_header(token)["kid"] == kid
+    assert me_status(api_client, token) == 200
+
+
 # --- Settings reload -----------------------------------------------------------------------
 
 
@@ -586,6 +1017,30 @@ def test_an_ssh_public_key_given_as_hmac_secret_is_check_e004(
     assert not quotes_any_part(ssh_key, f"{errors[0].msg} {errors[0].hint}")
 
 
+@pytest.mark.parametrize(
+    ("algorithm", "setting", "needs"),
+    [
+        ("RS256", "VERIFYING_KEY", "RS256 needs an RSA public key in PEM"),
+        ("RS256", "SIGNING_KEY", "RS256 needs an RSA private key in PEM"),
+        ("ES256", "VERIFYING_KEY", "ES256 needs an EC (secp256r1) public key in PEM"),
+    ],
+)
+def test_an_ssh_public_key_given_where_a_pem_belongs_is_check_e003(
+    algorithm: str, setting: str, needs: str, settings: Any
+) -> None:
+    # ~/.ssh/id_rsa.pub pasted for the PEM: neither a key this app reads nor a path.
+    ssh_key = openssh_public_key("ssh-rsa")
+    configure(settings, ALGORITHM=algorithm, **{setting: ssh_key})
+
+    errors = cocart_errors()
+
+    assert [m.id for m in errors] == ["cocart_jwt.E003"]
+    assert errors[0].msg.startswith(f"COCART_JWT {setting} is neither a PEM key nor the path")
+    assert errors[0].hint.startswith(needs)
+    assert not quotes_any_part(ssh_key, f"{errors[0].msg} {errors[0].hint}")
+    assert migrate_ids() == ["cocart_jwt.E003"]  # there but wrong: no W007
+
+
 # --- No key value in any error ------------------------------------------------------------
 
 # What `jwt keygen --algorithm HS256` prints: pasted where a PEM private key belongs.
@@ -629,6 +1084,8 @@ def test_keyring_error_never_quotes_a_misplaced_secret(
     assert f"python manage.py jwt keygen --algorithm {algorithm}" in str(raised.value)
     if where.startswith("env"):
         assert ENV_NAME in str(raised.value)
+    else:
+        assert raised.value.message.endswith("; a secret of an HS algorithm does not work here.")
 
 
 def test_a_login_with_a_misplaced_secret_is_a_generic_500_and_logs_no_secret(

@@ -181,6 +181,12 @@ def test_without_cookie_transport_nothing_changes(settings: Any, user: Any, pass
         (["https://*.example.com"], "https://shop.example.com.evil.test", False),
         (["https://*.example.com:8443"], "https://shop.example.com:8443", True),
         (["https://*.Example.com"], "https://shop.example.com", True),
+        # An Origin spelled as a wildcard entry is no exact match: its host is compared.
+        (["https://*.Example.com"], "https://*.Example.com", False),
+        # A wildcard without a dot matches the host itself, whatever the host starts with.
+        (["https://*Xample.com"], "https://xample.com", True),
+        # An Origin that is no URL (an unclosed IPv6 bracket) is trusted by no entry.
+        (["https://*.example.com"], "https://[shop.example.com", False),
         ([], "https://shop.example.com", False),
     ],
 )

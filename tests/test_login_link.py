@@ -19,6 +19,8 @@ import pytest
 import time_machine
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import user_logged_in
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import AnonymousUser
 from django.db import connection
 from django.test import Client
 from django.test.utils import override_script_prefix
@@ -147,6 +149,28 @@ def test_default_lifetime_is_ten_minutes(client, user):
     assert LoginLink.objects.get().used_at is None
 
 
+def test_a_link_made_at_a_given_time_is_dated_then(user):
+    session = Token.objects.issue(user, refreshable=False).session
+    at = now() - timedelta(minutes=1)
+
+    login_links.issue(session, at=at)
+
+    link = LoginLink.objects.get()
+    assert link.created_at == at
+    assert link.expires_at == at + timedelta(minutes=10)
+
+
+def test_a_link_records_who_made_it_when_someone_signed_in_did(user, other_user):
+    session = Token.objects.issue(user, refreshable=False).session
+
+    login_links.issue(session, created_by=other_user)
+    login_links.issue(session, created_by=AnonymousUser())  # a view nobody signed in to
+    login_links.issue(session)
+
+    creators = LoginLink.objects.order_by("pk").values_list("created_by", flat=True)
+    assert list(creators) == [other_user.pk, None, None]
+
+
 def test_a_link_never_outlives_its_session(client, user):
     session, token = new_link(user, lifetime=timedelta(minutes=2))
 
@@ -173,6 +197,36 @@ def test_a_used_link_is_gone(client, user):
     assert "already been used" in again.content.decode()
     assert get(other, token).status_code == 410
     assert signed_in_user_id(other) is None
+
+
+def test_using_a_link_leaves_every_other_link_unused(client, user, other_user):
+    _, alices = new_link(user)
+    _, bobs = new_link(other_user)
+
+    assert post(client, alices).status_code == 302
+
+    assert LoginLink.objects.get(session__user=other_user).used_at is None
+    bobs_browser = Client()
+    assert post(bobs_browser, bobs).status_code == 302
+    assert signed_in_user_id(bobs_browser) == str(other_user.pk)
+
+
+def test_consume_returns_the_link_marked_used_with_its_session_and_user(user):
+    session, token = new_link(user)
+
+    link = login_links.consume(token)
+
+    assert link.used_at is not None
+    assert link.used_at == LoginLink.objects.get().used_at
+    assert link.session == session and link.session.user == user
+
+
+def test_a_link_is_read_with_its_session_and_user_in_one_query(user, django_assert_num_queries):
+    _, token = new_link(user)
+
+    with django_assert_num_queries(1):
+        link = login_links.inspect(token)
+        assert link.session.user.get_username() == "alice"
 
 
 def run_together(count: int, target: Any) -> list[Any]:
@@ -246,6 +300,32 @@ def test_consume_has_one_winner_when_the_row_was_taken_meanwhile(user):
     assert refused.value.status == 410
 
 
+def test_a_loser_that_still_reads_the_link_unused_is_told_it_was_used(
+    client, user, monkeypatch, caplog
+):
+    """Under REPEATABLE READ (MySQL's default) in a request's transaction, the request that
+    lost the UPDATE reads the row from its snapshot, still unused: the lost UPDATE alone
+    refuses it."""
+    _, token = new_link(user)
+    original_find = login_links.find
+
+    def find_then_lose_the_race(raw: Any) -> LoginLink:
+        link = original_find(raw)
+        LoginLink.objects.filter(pk=link.pk).update(used_at=now())  # another request won
+        return link
+
+    monkeypatch.setattr(login_links, "find", find_then_lose_the_race)
+    # The snapshot, taken before the winner committed: a re-read shows nothing new.
+    monkeypatch.setattr(LoginLink, "refresh_from_db", lambda self, **kwargs: None)
+    with caplog.at_level(logging.INFO, logger="cocart_jwt"):
+        response = post(client, token)
+
+    assert response.status_code == 410
+    assert f"<p>{USED}</p>" in response.content.decode()
+    assert refusal_reasons(caplog) == ["Login link refused: used"]
+    assert signed_in_user_id(client) is None
+
+
 # -- refused links ----------------------------------------------------------------------
 
 
@@ -301,6 +381,167 @@ def test_a_link_whose_session_was_deleted_is_a_400(client, user):
     session.delete()
 
     assert post(client, token).status_code == 400
+
+
+# -- what a refusal says: the page to the person, the reason to the log -----------------
+
+MALFORMED = "This login link is not valid. Check that it was copied whole, or ask for a new one."
+USED = "This login link has already been used. Ask for a new one."
+EXPIRED = "This login link has expired. Ask for a new one."
+SESSION_ENDED = "The session of this login link has ended. Ask for a new one."
+INACTIVE = "This account cannot sign in."
+OUTDATED = "This login link can no longer be used. Ask for a new one."
+
+
+def malformed_link(user: Any, settings: Any) -> str:
+    new_link(user)
+    return "short"
+
+
+def unknown_link(user: Any, settings: Any) -> str:
+    return tamper(new_link(user)[1])
+
+
+def used_link(user: Any, settings: Any) -> str:
+    _, token = new_link(user)
+    assert post(Client(), token).status_code == 302
+    return token
+
+
+def expired_link(user: Any, settings: Any) -> str:
+    _, token = new_link(user)
+    LoginLink.objects.update(expires_at=now() - timedelta(seconds=1))
+    return token
+
+
+def link_of_a_revoked_session(user: Any, settings: Any) -> str:
+    session, token = new_link(user)
+    session.revoke(RevokeReason.ADMIN)
+    return token
+
+
+def link_of_an_inactive_user(user: Any, settings: Any) -> str:
+    settings.COCART_JWT = {**settings.COCART_JWT, "REVOKE_ON": []}
+    _, token = new_link(user)
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    return token
+
+
+def link_without_a_fingerprint(user: Any, settings: Any) -> str:
+    _, token = new_link(user)
+    LoginLink.objects.update(password_fingerprint="")
+    return token
+
+
+def link_older_than_the_password(user: Any, settings: Any) -> str:
+    _, token = new_link(user)
+    type(user).objects.filter(pk=user.pk).update(password=make_password("x"))
+    return token
+
+
+REFUSALS = [
+    (malformed_link, 400, MALFORMED, "malformed token"),
+    (unknown_link, 400, MALFORMED, "unknown token"),
+    (used_link, 410, USED, "used"),
+    (expired_link, 410, EXPIRED, "expired"),
+    (link_of_a_revoked_session, 410, SESSION_ENDED, "session revoked"),
+    (link_of_an_inactive_user, 410, INACTIVE, "user inactive"),
+    (
+        link_without_a_fingerprint,
+        410,
+        OUTDATED,
+        "no password fingerprint (made before they were kept)",
+    ),
+    (link_older_than_the_password, 410, OUTDATED, "password changed since the link was made"),
+]
+
+
+def refusal_reasons(caplog: Any) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "cocart_jwt" and record.getMessage().startswith("Login link refused")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("make_link", "status", "message", "reason"),
+    REFUSALS,
+    ids=[make_link.__name__ for make_link, *_ in REFUSALS],
+)
+def test_each_refusal_shows_its_message_and_logs_its_reason(
+    client, user, settings, caplog, make_link, status, message, reason
+):
+    token = make_link(user, settings)
+
+    with caplog.at_level(logging.INFO, logger="cocart_jwt"):
+        shown, posted = get(client, token), post(client, token)
+
+    for response in (shown, posted):
+        assert response.status_code == status
+        assert f"<p>{message}</p>" in response.content.decode()
+    assert refusal_reasons(caplog) == [f"Login link refused: {reason}"] * 2
+    assert signed_in_user_id(client) is None
+
+
+def test_a_refusal_is_an_exception_whose_text_is_its_reason(user):
+    """What a traceback or an ``except ... as exc: log(exc)`` shows: the reason, not the
+    token."""
+    _, token = new_link(user)
+    login_links.consume(token)
+
+    with pytest.raises(login_links.LinkRefused) as refused:
+        login_links.consume(token)
+
+    assert str(refused.value) == "used"
+    assert (refused.value.status, refused.value.reason) == (410, "used")
+
+
+def test_a_link_whose_session_is_deleted_while_it_is_used_is_a_400(
+    client, user, monkeypatch, caplog
+):
+    """Read before its session (and with it the link) is deleted, used after: unknown."""
+    session, token = new_link(user)
+    original_find = login_links.find
+
+    def find_then_lose_the_session(raw: Any) -> LoginLink:
+        link = original_find(raw)
+        Token.objects.filter(pk=session.pk).delete()
+        return link
+
+    monkeypatch.setattr(login_links, "find", find_then_lose_the_session)
+    with caplog.at_level(logging.INFO, logger="cocart_jwt"):
+        response = post(client, token)
+
+    assert response.status_code == 400
+    assert f"<p>{MALFORMED}</p>" in response.content.decode()
+    assert refusal_reasons(caplog) == ["Login link refused: unknown token"]
+    assert signed_in_user_id(client) is None
+
+
+@pytest.mark.parametrize(
+    ("offset", "status"),
+    [(timedelta(seconds=-1), 200), (timedelta(0), 410), (timedelta(seconds=1), 410)],
+    ids=["a second before", "at", "a second after"],
+)
+def test_a_link_is_refused_from_the_instant_its_session_expires(
+    client, api_client, user, settings, offset, status
+):
+    """A refresh under a shorter REFRESH_TOKEN_LIFETIME brings the session's end before the
+    link's own: the session's end counts."""
+    settings.COCART_JWT = {**settings.COCART_JWT, "REFRESH_TOKEN_LIFETIME": timedelta(minutes=5)}
+    issued = Token.objects.issue(user, lifetime=timedelta(hours=1))
+    token = login_links.issue(issued.session).token
+    assert refresh(api_client, issued.refresh_token).status_code == 200
+    session_end = Token.objects.get(pk=issued.session.pk).expires_at
+    assert session_end < LoginLink.objects.get().expires_at
+
+    with time_machine.travel(session_end + offset, tick=False):
+        response = get(client, token)
+
+    assert response.status_code == status
+    if status == 410:
+        assert f"<p>{SESSION_ENDED}</p>" in response.content.decode()
 
 
 # -- redirects --------------------------------------------------------------------------

@@ -25,11 +25,14 @@ import time_machine
 from django.contrib.admin.utils import quote
 from django.contrib.auth import user_logged_in
 from django.contrib.auth.hashers import make_password
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
+from django.contrib.sessions.backends.cache import SessionStore as CacheSessionStore
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils.crypto import get_random_string
 from rest_framework.test import APIClient
 
 from cocart_jwt import browser_sessions, login_links
@@ -274,6 +277,7 @@ def test_a_session_cache_outage_does_not_stop_the_revocation(
 ):
     settings.SESSION_ENGINE = "django.contrib.sessions.backends.cache"
     linked = Linked(staff)
+    assert use_link(Client(), login_links.issue(linked.session).token).status_code == 302
     settings.SESSION_CACHE_ALIAS = unreachable_cache
 
     with caplog.at_level(logging.ERROR, logger="cocart_jwt"):
@@ -284,7 +288,95 @@ def test_a_session_cache_outage_does_not_stop_the_revocation(
     assert response.status_code == 204
     assert Token.objects.get(pk=linked.session.pk).revoked_at is not None
     messages = [r.getMessage() for r in caplog.records if r.name == "cocart_jwt"]
-    assert "Could not end 1 of 1 browser session(s) started by login links" in messages
+    assert "Could not end 2 of 2 browser session(s) started by login links" in messages
+
+
+def cocart_jwt_errors(caplog: Any) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "cocart_jwt" and r.levelno >= logging.ERROR
+    ]
+
+
+def test_a_link_never_used_beside_one_used_is_no_error_at_revocation(settings, staff, caplog):
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    linked = Linked(staff)
+    login_links.issue(linked.session)  # another link of the session, never used
+
+    with caplog.at_level(logging.INFO, logger="cocart_jwt"):
+        linked.session.revoke(RevokeReason.ADMIN)
+
+    assert signed_out_of_admin(linked.browser.get(ADMIN))
+    assert cocart_jwt_errors(caplog) == []
+
+
+def test_browser_sessions_sealed_under_a_retired_secret_key_are_counted_the_others_ended(
+    settings, staff, caplog
+):
+    """Two browsers signed in before SECRET_KEY was replaced (no fallback: the old key is
+    gone), one after: the revocation ends the one it can find and says how many it could not."""
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    session = Token.objects.issue(staff, refreshable=False).session
+    for _ in range(2):
+        assert use_link(Client(), login_links.issue(session).token).status_code == 302
+    settings.SECRET_KEY = "a-whole-new-secret-key-" + "x" * 40
+    settings.SECRET_KEY_FALLBACKS = []
+    browser = Client(enforce_csrf_checks=True)
+    assert use_link(browser, login_links.issue(session).token).status_code == 302
+    assert browser.get(ADMIN).status_code == 200
+
+    with caplog.at_level(logging.INFO, logger="cocart_jwt"):
+        session.revoke(RevokeReason.ADMIN)
+
+    assert signed_out_of_admin(browser.get(ADMIN))
+    assert cocart_jwt_errors(caplog) == [
+        "Could not end 2 of 3 browser session(s) started by login links"
+    ]
+
+
+# -- a site with database routers ---------------------------------------------------------
+
+
+class ByAppLabel:
+    """A router shaped like those of Django's multiple-databases guide: it reads the model's
+    app label. ``reads_to`` sends this app's reads elsewhere (a replica)."""
+
+    reads_to: str | None = None
+
+    def db_for_read(self, model: Any, **hints: Any) -> str | None:
+        return self.reads_to if model._meta.app_label == "cocart_jwt" else None
+
+    def db_for_write(self, model: Any, **hints: Any) -> str | None:
+        return "default" if model._meta.app_label == "cocart_jwt" else None
+
+
+def test_links_sign_in_and_revoke_under_an_app_label_router(settings, staff):
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    settings.DATABASE_ROUTERS = [f"{__name__}.ByAppLabel"]
+
+    linked = Linked(staff)
+    assert linked.response.status_code == 302
+    assert linked.admin_status() == 200
+    linked.session.revoke(RevokeReason.ADMIN)
+
+    assert signed_out_of_admin(linked.browser.get(ADMIN))
+
+
+def test_the_revocation_reads_the_browser_session_keys_where_it_writes(
+    settings, staff, monkeypatch
+):
+    """It runs inside the revocation's transaction: a replica would not see a key recorded
+    a moment ago. Here the replica is not even configured, so any read from it fails."""
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    settings.DATABASE_ROUTERS = [f"{__name__}.ByAppLabel"]
+    linked = Linked(staff)
+
+    monkeypatch.setattr(ByAppLabel, "reads_to", "replica")
+    linked.session.revoke(RevokeReason.ADMIN)
+    monkeypatch.setattr(ByAppLabel, "reads_to", None)
+
+    assert signed_out_of_admin(linked.browser.get(ADMIN))
 
 
 def test_revoking_a_session_no_link_signed_in_with_costs_no_extra_query(user):
@@ -352,6 +444,81 @@ def test_the_expiry_is_never_longer_than_session_cookie_age(settings, staff):
     with time_machine.travel(now() + timedelta(seconds=601), tick=False):
         # Requests in between do not slide it forward.
         assert signed_out_of_admin(linked.browser.get(ADMIN))
+
+
+@pytest.mark.parametrize(
+    ("own_expiry", "cookie_age", "expected"),
+    [(120, 1209600, 120), (3600, 600, 600)],
+    ids=["its own expiry is the earliest", "SESSION_COOKIE_AGE is the earliest"],
+)
+def test_the_browser_session_keeps_the_earliest_expiry(
+    settings, staff, own_expiry, cookie_age, expected
+):
+    """The site set an expiry on the browser's session before the sign-in (login() keeps
+    it): the earliest of it, SESSION_COOKIE_AGE and the registry session's end wins."""
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    settings.SESSION_COOKIE_AGE = cookie_age
+    browser = Client(enforce_csrf_checks=True)
+    before = browser.session
+    before.set_expiry(own_expiry)
+    before.save()
+    session = Token.objects.issue(staff, refreshable=False, lifetime=timedelta(hours=2)).session
+
+    assert use_link(browser, login_links.issue(session).token).status_code == 302
+
+    assert expected - 5 <= browser.session.get_expiry_age() <= expected
+    with time_machine.travel(now() + timedelta(seconds=expected + 1), tick=False):
+        assert signed_out_of_admin(browser.get(ADMIN))
+
+
+# -- a session engine of the site's own ----------------------------------------------------
+
+
+class SessionStore(CacheSessionStore):
+    """This module is the SESSION_ENGINE of the tests below: keys of ``key_length``."""
+
+    key_length = 32
+
+    def _get_new_session_key(self) -> str:
+        return get_random_string(self.key_length, VALID_KEY_CHARS)
+
+
+@pytest.fixture
+def long_keys(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    settings.SESSION_ENGINE = __name__
+    settings.SESSION_CACHE_ALIAS = "locmem"
+
+    def key_length(length: int) -> None:
+        monkeypatch.setattr(SessionStore, "key_length", length)
+
+    return key_length
+
+
+@pytest.mark.parametrize("length", [32, 64])
+def test_a_session_key_of_up_to_64_characters_is_ended_by_the_revocation(
+    long_keys, settings, staff, length
+):
+    long_keys(length)
+    linked = Linked(staff)
+    assert len(linked.browser.cookies[settings.SESSION_COOKIE_NAME].value) == length
+    assert linked.admin_status() == 200
+
+    linked.session.revoke(RevokeReason.ADMIN)
+
+    assert signed_out_of_admin(linked.browser.get(ADMIN))
+
+
+def test_a_longer_session_key_is_not_recorded_and_is_warned_of(long_keys, staff, caplog):
+    long_keys(65)
+
+    with caplog.at_level(logging.WARNING, logger="cocart_jwt"):
+        linked = Linked(staff)
+
+    assert linked.response.status_code == 302
+    assert linked.admin_status() == 200
+    assert LoginLink.objects.get().django_session_key == ""
+    warnings = [r.getMessage() for r in caplog.records if r.name == "cocart_jwt"]
+    assert warnings == ["A session key of SESSION_ENGINE is too long to record on the link"]
 
 
 # -- the signed-cookie engine ------------------------------------------------------------
@@ -485,3 +652,18 @@ def test_a_secret_key_rotation_with_fallback_still_ends_the_browser_session(
     linked.session.revoke(RevokeReason.ADMIN)
 
     assert signed_out_of_admin(linked.browser.get(ADMIN))
+
+
+# Sealed with SECRET_KEY below for link 7: the sealing key's derivation is fixed, so a key
+# recorded before an upgrade still opens after it (else its browser session could never be
+# ended).
+VECTOR_SECRET_KEY = "a fixed secret key for the sealed session key vector, 50+ chars long"
+VECTOR_SEALED = "Ssj2mTG8oNwd-I3--5FfK5ZjHb-VDebw5uxUJqCe_ZohXRAP6wgeFRSgxGOAPuxRxulCH8klm7eaqcWr"
+
+
+def test_a_session_key_sealed_by_an_earlier_release_still_opens(settings: Any) -> None:
+    settings.SECRET_KEY = VECTOR_SECRET_KEY
+    settings.SECRET_KEY_FALLBACKS = []
+
+    assert browser_sessions.unseal(VECTOR_SEALED, 7) == "k" * 32
+    assert browser_sessions.unseal(browser_sessions.seal("k" * 32, 7), 7) == "k" * 32

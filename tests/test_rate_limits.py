@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 import time_machine
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.checks import run_checks
 from django.db import connection
 from django.urls import reverse
@@ -37,6 +39,9 @@ def test_a_limited_response_carries_the_standard_headers(api_client, user, passw
     assert response["X-RateLimit-Remaining"] == "4"
     # Reset is ceil(now) + 60 when the response is made: bound it by the clock after it.
     assert before < int(response["X-RateLimit-Reset"]) <= time.time() + 61
+    # Spelt as documented on the wire (HTTP/1.1 keeps a header name's case).
+    sent = [name for name, _ in response.items() if name.lower().startswith("x-ratelimit-")]
+    assert sent == ["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"]
 
 
 def test_going_over_the_limit_is_429_with_retry_after(api_client, user, password, settings):
@@ -72,7 +77,7 @@ def test_a_refusal_sends_a_signal_and_logs_one_line_without_secrets(
     received = []
 
     def receiver(sender, name, request, usage, **kwargs):
-        received.append((name, usage.limit))
+        received.append((sender, name, request.path, usage.limit, usage.count))
 
     rate_limited.connect(receiver)
     try:
@@ -82,9 +87,9 @@ def test_a_refusal_sends_a_signal_and_logs_one_line_without_secrets(
     finally:
         rate_limited.disconnect(receiver)
 
-    assert received == [("login", 1)]
+    assert received == [(ratelimit.RateLimitExceeded, "login", reverse("cocart_jwt:login"), 1, 2)]
     lines = [r.getMessage() for r in caplog.records if "Rate limit" in r.getMessage()]
-    assert len(lines) == 1
+    assert lines == ["Rate limit 'login' exceeded (1/60s)"]
     assert password not in lines[0] and "alice" not in lines[0]
 
 
@@ -203,6 +208,27 @@ def test_a_counter_found_without_an_expiry_gets_one_and_never_locks_out_for_good
     assert int(refused["X-RateLimit-Reset"]) > time.time() + 1
 
 
+@pytest.mark.redis
+def test_with_a_read_replica_the_count_is_kept_on_the_primary(settings):
+    """django-redis with a primary and a replica (here one that is down): a hit is a write,
+    made on the primary, so the limit holds."""
+    primary = settings.CACHES["default"]
+    settings.CACHES = {
+        **settings.CACHES,
+        "replicated": {
+            **primary,
+            "LOCATION": [primary["LOCATION"], "redis://127.0.0.1:1/0"],
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+        },
+    }
+    settings.COCART_JWT = {**settings.COCART_JWT, "RATE_LIMIT_CACHE": "replicated"}
+    limits(settings, login="2/min")
+
+    assert [ratelimit.hit("login", "192.0.2.60").count for _ in range(2)] == [1, 2]
+    with pytest.raises(ratelimit.RateLimitExceeded):
+        ratelimit.hit("login", "192.0.2.60")
+
+
 def test_a_multiplied_window_lasts_all_of_it(api_client, db, settings):
     """ "100/5m" is 100 requests per 300 seconds, not per minute."""
     limits(settings, validate="100/5m")
@@ -236,6 +262,146 @@ def test_a_multiplied_window_still_counts_after_one_unit(api_client, db, setting
         assert api_client.post(url, **bearer("forged")).status_code == 401
 
 
+# --- the local-memory counter: one fixed window per identity ----------------------------------
+
+T0 = 1_767_225_600  # 2026-01-01 00:00:00 UTC, a whole second
+
+
+@pytest.fixture
+def local_memory(settings):
+    settings.COCART_JWT = {**settings.COCART_JWT, "RATE_LIMIT_CACHE": "locmem"}
+    caches["locmem"].clear()
+    return caches["locmem"]
+
+
+def counter_key(name: str, identity: str) -> str:
+    return f"cocart_jwt:rl:{name}:{ratelimit.sha256_hex(identity)}"
+
+
+def test_the_window_is_fixed_by_its_first_request_and_the_next_one_starts_afresh(
+    api_client, db, settings, local_memory
+):
+    limits(settings, validate="3/min")
+    url = reverse("cocart_jwt:validate")
+
+    def validate():
+        response = api_client.post(url, **bearer("forged"))
+        return (
+            response.status_code,
+            response["X-RateLimit-Remaining"],
+            response["X-RateLimit-Reset"],
+        )
+
+    with time_machine.travel(T0, tick=False) as clock:
+        assert validate() == (401, "2", str(T0 + 60))
+        clock.shift(40)
+        assert validate() == (401, "1", str(T0 + 60))
+        clock.shift(19)  # one second left
+        assert validate() == (401, "0", str(T0 + 60))
+        refused = api_client.post(url, **bearer("forged"))
+        assert (refused.status_code, refused["Retry-After"]) == (429, "1")
+        clock.shift(1)  # exactly a minute after the first request: a new window
+
+        assert validate() == (401, "2", str(T0 + 120))
+
+
+def test_a_window_that_ends_between_add_and_incr_starts_a_new_one(
+    settings, local_memory, monkeypatch
+):
+    """The counter expires between the hit's ``add`` and its ``incr``: the hit is the first of
+    a new window, which lasts a whole window."""
+    limits(settings, login="3/min")
+    key = counter_key("login", "192.0.2.1")
+    incr = local_memory.incr
+
+    def expiring_incr(*args, **kwargs):
+        local_memory.delete(key)  # the window ended just now
+        return incr(*args, **kwargs)
+
+    with time_machine.travel(T0, tick=False) as clock:
+        assert ratelimit.hit("login", "192.0.2.1").count == 1
+        clock.shift(30)
+        monkeypatch.setattr(local_memory, "incr", expiring_incr)
+        assert ratelimit.hit("login", "192.0.2.1").count == 1
+        monkeypatch.undo()
+        clock.shift(59)
+        assert ratelimit.hit("login", "192.0.2.1").count == 2
+        clock.shift(1)  # a minute after the new window's first hit
+        assert ratelimit.hit("login", "192.0.2.1").count == 1
+
+
+def test_a_counter_whose_reset_time_is_culled_mid_hit_says_a_whole_window(
+    settings, local_memory, monkeypatch
+):
+    """The reset time is evicted between the hit's ``add`` and its ``get`` (a full local
+    memory culls entries): the headers promise a whole window, never a time in the past."""
+    limits(settings, login="3/min")
+    get = local_memory.get
+
+    def culled_get(key, *args, **kwargs):
+        local_memory.delete(key)
+        return get(key, *args, **kwargs)
+
+    with time_machine.travel(T0, tick=False) as clock:
+        ratelimit.hit("login", "192.0.2.1")
+        clock.shift(10)
+        monkeypatch.setattr(local_memory, "get", culled_get)
+
+        usage = ratelimit.hit("login", "192.0.2.1")
+
+    assert (usage.count, usage.reset_in) == (2, 60)
+
+
+@pytest.mark.parametrize("step", range(4))
+def test_a_hit_that_lands_in_the_middle_of_another_still_counts(
+    settings, local_memory, monkeypatch, step
+):
+    """Two threads of one process hit a fresh counter at once: whichever cache call of the
+    first the second lands before, the two hits count 1 and 2 (local memory locks each call,
+    so the counter is made with ``add`` before its ``incr``)."""
+    limits(settings, login="3/min")
+    calls = 0
+    second = []
+
+    def interleaved(method):
+        def call(*args, **kwargs):
+            nonlocal calls
+            calls += 1
+            if calls == step + 1 and not second:
+                monkeypatch.undo()  # the second hit runs whole, uninterrupted
+                second.append(ratelimit.hit("login", "192.0.2.1").count)
+            return method(*args, **kwargs)
+
+        return call
+
+    for name in ("add", "incr", "set", "get"):
+        monkeypatch.setattr(local_memory, name, interleaved(getattr(local_memory, name)))
+
+    first = ratelimit.hit("login", "192.0.2.1").count
+
+    assert sorted([first, *second]) == [1, 2]
+
+
+class LocMemWithAClient(LocMemCache):
+    """A cache with a ``client`` of its own that is not django-redis's."""
+
+    client = object()
+
+
+def test_a_cache_with_a_client_that_is_not_django_redis_counts_locally(settings):
+    settings.CACHES = {
+        **settings.CACHES,
+        "own-client": {"BACKEND": f"{__name__}.LocMemWithAClient", "LOCATION": "own-client"},
+    }
+    settings.COCART_JWT = {**settings.COCART_JWT, "RATE_LIMIT_CACHE": "own-client"}
+    limits(settings, login="2/min")
+    caches["own-client"].clear()
+
+    assert [ratelimit.hit("login", "192.0.2.1").count for _ in range(2)] == [1, 2]
+    with pytest.raises(ratelimit.RateLimitExceeded):
+        ratelimit.hit("login", "192.0.2.1")
+
+
 def serious_cocart_ids():
     return sorted(
         m.id for m in run_checks() if m.id and m.id.startswith("cocart_jwt.") and m.is_serious()
@@ -258,6 +424,35 @@ def test_a_rate_with_a_multiplier_is_clean(rate, settings):
     assert serious_cocart_ids() == []
 
 
+@pytest.mark.parametrize(
+    ("rate", "why"),
+    [
+        (5, "a rate is a string such as '5/min'"),
+        ("10/xm", "'10/xm' is not a rate such as '5/min'"),
+        ("1x/m", "'1x/m' is not a rate such as '5/min'"),
+        ("10/+5m", "'10/+5m' is not a rate such as '5/min'"),
+        ("0/min", "'0/min' must allow at least one request per period"),
+        ("10/0m", "'10/0m' must allow at least one request per period"),
+    ],
+)
+def test_check_e006_says_what_is_wrong_with_a_rate(rate, why, settings):
+    limits(settings, login=rate)
+    errors = [m for m in run_checks() if m.id == "cocart_jwt.E006"]
+    assert [m.msg for m in errors] == [f"COCART_JWT RATE_LIMITS['login']: {why}."]
+
+
+def test_rate_limits_that_are_not_a_dict_keep_the_default_limits(
+    api_client, user, password, settings
+):
+    settings.COCART_JWT = {**settings.COCART_JWT, "RATE_LIMITS": ["login", "5/min"]}
+    assert serious_cocart_ids() == ["cocart_jwt.E006"]
+
+    logins = [login(api_client, "alice", password) for _ in range(6)]
+
+    assert [r.status_code for r in logins] == [200] * 5 + [429]
+    assert logins[0]["X-RateLimit-Limit"] == "5"
+
+
 class TestCacheDown:
     @pytest.fixture(autouse=True)
     def unreachable(self, settings, unreachable_cache):
@@ -274,13 +469,20 @@ class TestCacheDown:
         with caplog.at_level(logging.ERROR, logger="cocart_jwt"):
             statuses = [login(api_client, "alice", password).status_code for _ in range(3)]
         assert statuses == [200, 200, 200]
-        assert len([r for r in caplog.records if "unavailable" in r.getMessage()]) == 1
+        assert [r.getMessage() for r in caplog.records if "unavailable" in r.getMessage()] == [
+            "Rate-limit cache unavailable (ConnectionError); requests are let through"
+        ]
 
-    def test_fail_closed_refuses_without_a_500(self, api_client, user, password, settings):
+    def test_fail_closed_refuses_without_a_500(self, api_client, user, password, settings, caplog):
         settings.COCART_JWT = {**settings.COCART_JWT, "RATE_LIMIT_FAIL_OPEN": False}
-        response = login(api_client, "alice", password)
+        with caplog.at_level(logging.ERROR, logger="cocart_jwt"):
+            response = login(api_client, "alice", password)
         assert response.status_code == 429
-        assert int(response["Retry-After"]) >= 1
+        assert response["Retry-After"] == "1"
+        assert (response["X-RateLimit-Limit"], response["X-RateLimit-Remaining"]) == ("0", "0")
+        assert [r.getMessage() for r in caplog.records if "unavailable" in r.getMessage()] == [
+            "Rate-limit cache unavailable (ConnectionError); requests are refused"
+        ]
 
 
 @pytest.mark.postgres

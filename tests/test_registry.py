@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import time_machine
 from django.contrib.auth import get_user_model
-from django.test import RequestFactory
+from django.core.cache import caches
+from django.db import connection
+from django.test import Client, RequestFactory
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from cocart_jwt import login_links
 from cocart_jwt.managers import IssuedTokens, RefreshError, RefreshTokenReused
-from cocart_jwt.models import RefreshToken, RevokeReason, Status, Token
+from cocart_jwt.models import RefreshToken, RevokeReason, Status, Token, user_is_active
+from cocart_jwt.signals import refresh_token_reused, token_refreshed, token_revoked
+from cocart_jwt.store.cached import session_key
 from cocart_jwt.tokens import verify_access_token
+from cocart_jwt.utils import now
 from tests.factories import bearer, login, refresh
 
 pytestmark = pytest.mark.django_db
@@ -152,6 +162,33 @@ def test_expired_sessions_do_not_count_toward_the_cap(user, settings):
         Token.objects.issue(user)
         assert Token.objects.get(pk=kept.pk).revoked_at is None
         assert Token.objects.get(pk=short.pk).revoked_at is None
+
+
+def test_with_status_picks_the_sessions_of_that_status_at_a_time(user):
+    with time_machine.travel(T0, tick=False) as clock:
+        valid = Token.objects.issue(user, lifetime=timedelta(hours=2)).session
+        expired = Token.objects.issue(user, lifetime=timedelta(hours=1)).session
+        revoked = Token.objects.issue(user, lifetime=timedelta(hours=1)).session
+        revoked.revoke(RevokeReason.ADMIN)
+        clock.shift(timedelta(hours=1))  # now == expires_at of expired and revoked
+
+        def picked(status, at=None):
+            return set(Token.objects.with_status(status, at).values_list("pk", flat=True))
+
+        assert picked(Status.VALID) == {valid.pk}
+        assert picked(Status.EXPIRED) == {expired.pk}
+        assert picked(Status.REVOKED) == {revoked.pk}
+        assert picked("") == {valid.pk, expired.pk, revoked.pk}
+        half_an_hour_ago = now() - timedelta(minutes=30)
+        assert picked(Status.VALID, half_an_hour_ago) == {valid.pk, expired.pk}
+        assert picked(Status.EXPIRED, half_an_hour_ago) == set()
+        assert picked(Status.REVOKED, half_an_hour_ago) == {revoked.pk}
+
+
+def test_a_user_model_without_is_active_counts_as_active():
+    """As Django's ModelBackend reads it: only ``is_active = False`` makes a user inactive."""
+    assert user_is_active(SimpleNamespace()) is True
+    assert user_is_active(SimpleNamespace(is_active=False)) is False
 
 
 def test_deleting_the_user_deletes_its_sessions(user):
@@ -309,3 +346,289 @@ def test_reserved_names_in_a_sessions_stored_claims_never_reach_its_tokens(
         assert (claims.get("iss"), claims.get("aud")) == (issuer, audience)
         assert not (RESERVED_STORED - {"iss", "aud"}) & set(claims)
         assert api_client.get(ME, **bearer(access)).status_code == 200
+
+
+# --- signals: sent with the session, its user and the request ---------------------------------
+
+
+@pytest.fixture
+def sent():
+    """``sent(signal)``: the list of (sender, kwargs) it will receive during the test."""
+    connected = []
+
+    def listen(signal):
+        calls = []
+
+        def receiver(sender, **kwargs):
+            calls.append((sender, kwargs))
+
+        signal.connect(receiver, weak=False)
+        connected.append((signal, receiver))
+        return calls
+
+    yield listen
+    for signal, receiver in connected:
+        signal.disconnect(receiver)
+
+
+def a_request():
+    return RequestFactory().post("/api/auth/refresh/", REMOTE_ADDR="192.0.2.10")
+
+
+RENEWALS = {
+    "rotate": lambda issued, request: Token.objects.rotate(issued.refresh_token, request=request),
+    "renew": lambda issued, request: Token.objects.renew(issued.session, request=request),
+}
+
+
+@pytest.mark.parametrize("rotate_refresh_tokens", [True, False], ids=["rotating", "reusable"])
+@pytest.mark.parametrize("how", list(RENEWALS))
+def test_new_tokens_send_token_refreshed_with_the_session_its_user_and_the_request(
+    user, settings, sent, how, rotate_refresh_tokens
+):
+    settings.COCART_JWT = {**settings.COCART_JWT, "ROTATE_REFRESH_TOKENS": rotate_refresh_tokens}
+    refreshed = sent(token_refreshed)
+    issued = Token.objects.issue(user)
+    request = a_request()
+
+    renewed = RENEWALS[how](issued, request)
+
+    assert renewed.user == user
+    assert [(s, kw["token"].pk, kw["user"], kw["request"]) for s, kw in refreshed] == [
+        (Token, issued.session.pk, user, request)
+    ]
+
+
+def test_a_reused_refresh_token_is_signalled_logged_and_named_in_the_error(user, sent, caplog):
+    reused = sent(refresh_token_reused)
+    revoked = sent(token_revoked)
+    issued = Token.objects.issue(user)
+    Token.objects.rotate(issued.refresh_token)
+    request = a_request()
+    sid = issued.session.pk
+
+    with caplog.at_level(logging.WARNING, logger="cocart_jwt"):
+        with pytest.raises(RefreshTokenReused) as refused:
+            Token.objects.rotate(issued.refresh_token, request=request)
+
+    assert str(refused.value) == f"refresh token reused; session {sid} revoked"
+    assert [(s, kw["token"].pk, kw["user"], kw["request"]) for s, kw in reused] == [
+        (Token, sid, user, request)
+    ]
+    assert [(s, kw["token"].pk, kw["user"], kw["reason"]) for s, kw in revoked] == [
+        (Token, sid, user, RevokeReason.REFRESH_TOKEN_REUSED)
+    ]
+    messages = [r.getMessage() for r in caplog.records if r.name == "cocart_jwt"]
+    assert f"Refresh token reused; revoking session {sid}" in messages
+    assert issued.refresh_token not in caplog.text
+
+
+def test_revoke_sends_token_revoked_once_per_session_oldest_first(user, sent):
+    revoked = sent(token_revoked)
+    with time_machine.travel(T0, tick=False) as clock:
+        sessions = []
+        for _ in range(3):
+            sessions.append(Token.objects.issue(user).session)
+            clock.shift(timedelta(seconds=1))
+        sessions[1].revoke(RevokeReason.ADMIN)
+
+        Token.objects.revoke_all(user, RevokeReason.LOGOUT_ALL)
+
+    assert [(s, kw["token"].pk, kw["user"], kw["reason"]) for s, kw in revoked] == [
+        (Token, sessions[1].pk, user, RevokeReason.ADMIN),
+        (Token, sessions[0].pk, user, RevokeReason.LOGOUT_ALL),
+        (Token, sessions[2].pk, user, RevokeReason.LOGOUT_ALL),
+    ]
+    assert all(kw["token"].revoked_at is not None for _, kw in revoked)
+
+
+# --- what a refused refresh tells the log ------------------------------------------------------
+
+REFUSALS = {
+    "session {sid} is revoked": lambda session: session.revoke(RevokeReason.ADMIN),
+    "session {sid} is not refreshable": lambda session: Token.objects.filter(pk=session.pk).update(
+        refreshable=False
+    ),
+    "user of session {sid} is inactive": lambda session: (
+        get_user_model().objects.filter(pk=session.user_id).update(is_active=False)
+    ),
+    "password of the user of session {sid} changed": lambda session: (
+        get_user_model().objects.filter(pk=session.user_id).update(password="!")
+    ),
+}
+
+
+@pytest.mark.parametrize("reason", list(REFUSALS))
+def test_a_refused_refresh_logs_why_and_which_session(user, settings, api_client, caplog, reason):
+    settings.COCART_JWT = {**settings.COCART_JWT, "REVOKE_ON": []}
+    issued = Token.objects.issue(user)
+    REFUSALS[reason](issued.session)
+
+    with caplog.at_level(logging.INFO, logger="cocart_jwt"):
+        assert refresh(api_client, issued.refresh_token).status_code == 401
+
+    expected = "Refresh refused: " + reason.format(sid=issued.session.pk)
+    assert expected in [r.getMessage() for r in caplog.records if r.name == "cocart_jwt"]
+    assert issued.refresh_token not in caplog.text
+
+
+def test_an_unknown_refresh_token_is_logged_as_unknown(db, api_client, caplog):
+    with caplog.at_level(logging.INFO, logger="cocart_jwt"):
+        assert refresh(api_client, "x" * 43).status_code == 401
+
+    assert "Refresh refused: unknown refresh token" in [r.getMessage() for r in caplog.records]
+
+
+# --- what a refresh writes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", list(RENEWALS))
+def test_new_tokens_record_their_time_as_the_sessions_last_use(user, how):
+    with time_machine.travel(T0, tick=False) as clock:
+        issued = Token.objects.issue(user)
+        clock.shift(timedelta(hours=1))
+
+        renewed = RENEWALS[how](issued, None)
+
+        assert renewed.session.last_used_at == now()
+        assert Token.objects.get(pk=issued.session.pk).last_used_at == now()
+
+
+def test_a_refresh_token_is_stamped_with_the_time_its_session_records(user):
+    """On a running clock: the first refresh token was made when the session was created, the
+    next one when the session was last used (its refresh)."""
+    issued = Token.objects.issue(user)
+    refreshed = Token.objects.rotate(issued.refresh_token)
+
+    family = RefreshToken.objects.filter(session=issued.session).order_by("created_at")
+    assert [row.created_at for row in family] == [
+        issued.session.created_at,
+        refreshed.session.last_used_at,
+    ]
+
+
+def test_a_refresh_under_a_new_secret_key_keeps_working_once_the_old_key_is_dropped(user, settings):
+    """A refresh records the password's fingerprint under the current SECRET_KEY, so a
+    session refreshed during a SECRET_KEY rotation outlives the fallback's removal."""
+    issued = Token.objects.issue(user)
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-django-secret-key-" + "z" * 40
+    during = Token.objects.rotate(issued.refresh_token)
+
+    settings.SECRET_KEY_FALLBACKS = []
+
+    assert Token.objects.rotate(during.refresh_token).session.pk == issued.session.pk
+
+
+# --- renew: the session given, if refreshable ----------------------------------------------------
+
+
+def test_renew_extends_the_session_it_is_given_and_no_other(user, other_user):
+    Token.objects.issue(other_user)
+    sessions = [Token.objects.issue(user).session for _ in range(3)]
+
+    renewed = Token.objects.renew(sessions[1])
+
+    assert renewed.session.pk == sessions[1].pk
+    assert verify_access_token(renewed.access_token)["sid"] == sessions[1].pk
+
+
+def test_a_login_with_the_bearer_of_a_non_refreshable_session_starts_a_new_one(
+    user, api_client, password
+):
+    kept = Token.objects.issue(user, refreshable=False, lifetime=timedelta(hours=1))
+
+    response = login(api_client, "alice", password, **bearer(kept.access_token))
+
+    assert response.status_code == 200
+    assert response.json()["sid"] != kept.session.pk
+    assert Token.objects.get(pk=kept.session.pk).expires_at == kept.session.expires_at
+
+
+# --- revoke: what it repairs, and what it ends ------------------------------------------------
+
+
+def test_revoking_an_expired_session_records_the_revocation(user):
+    with time_machine.travel(T0, tick=False) as clock:
+        session = Token.objects.issue(user, lifetime=timedelta(hours=1)).session
+        clock.shift(timedelta(hours=2))
+
+        assert session.revoke(RevokeReason.ADMIN) is True
+
+    assert Token.objects.get(pk=session.pk).revoke_reason == RevokeReason.ADMIN
+
+
+def test_revoking_again_repairs_a_session_revoked_behind_the_apps_back(
+    user, api_client, settings, sent
+):
+    """Cached mode: a raw UPDATE leaves the cache entry live; the next revocation of the
+    session (a no-op in the registry, no signal) tombstones it."""
+    settings.COCART_JWT = {**settings.COCART_JWT, "SESSION_CACHE_TTL": 300}
+    revoked = sent(token_revoked)
+    issued = Token.objects.issue(user)
+    try:
+        assert api_client.get(ME, **bearer(issued.access_token)).status_code == 200
+        Token.objects.filter(pk=issued.session.pk).update(revoked_at=now())
+        assert api_client.get(ME, **bearer(issued.access_token)).status_code == 200
+
+        assert Token.objects.get(pk=issued.session.pk).revoke(RevokeReason.ADMIN) is False
+
+        assert api_client.get(ME, **bearer(issued.access_token)).status_code == 401
+        assert revoked == []
+    finally:
+        caches["default"].delete(session_key(issued.session.pk))
+
+
+def signed_in_with_a_login_link(session: Token) -> Client:
+    browser = Client()
+    browser.post(reverse("cocart_jwt:login-link"), {"token": login_links.issue(session).token})
+    assert browser.session.get("_auth_user_id") == str(session.user_id)
+    return browser
+
+
+def test_revoking_a_session_signs_out_the_browser_its_login_link_signed_in(user):
+    session = Token.objects.issue(user, refreshable=False).session
+    browser = signed_in_with_a_login_link(session)
+    bystander = signed_in_with_a_login_link(Token.objects.issue(user, refreshable=False).session)
+
+    session.revoke(RevokeReason.ADMIN)
+
+    assert browser.session.get("_auth_user_id") is None
+    assert bystander.session.get("_auth_user_id") == str(user.pk)
+
+
+# --- round trips: what each registry operation costs the database ----------------------------
+
+
+def statements(operation: Any) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        operation()
+    return [query["sql"].split()[0] for query in queries.captured_queries]
+
+
+def test_a_refresh_reads_once_and_writes_three_times_in_its_savepoint(user):
+    issued = Token.objects.issue(user)
+
+    assert statements(lambda: Token.objects.rotate(issued.refresh_token)) == [
+        "SAVEPOINT",  # callers catch RefreshError
+        "SELECT",  # the session, its user and the presented token, locked
+        "UPDATE",  # the presented token, spent
+        "UPDATE",  # the session's expiry
+        "INSERT",  # the next refresh token
+        "RELEASE",
+    ]
+
+
+def test_issue_renew_and_revoke_join_the_callers_transaction_without_a_savepoint(user):
+    """Inside a transaction (a login's), each costs its queries and no SAVEPOINT."""
+    issued = Token.objects.issue(user)
+    login_links.issue(issued.session)  # a link never used: no browser session to end
+
+    assert statements(lambda: Token.objects.issue(user)) == ["SELECT", "SELECT", "INSERT", "INSERT"]
+    assert statements(lambda: Token.objects.renew(issued.session)) == [
+        "SELECT",
+        "UPDATE",
+        "UPDATE",
+        "INSERT",
+    ]
+    assert statements(lambda: issued.session.revoke(RevokeReason.ADMIN)) == ["SELECT", "UPDATE"]
