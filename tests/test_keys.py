@@ -309,6 +309,9 @@ def test_key_file_that_cannot_be_opened_is_check_e003_even_as_root(
         keyring()
 
 
+# --- What a bad key setting says ---------------------------------------------------------
+
+
 def migrate_ids() -> list[str]:
     """What ``migrate`` says of the keys: an error, or W007 for a key that is not there yet."""
     messages = run_checks(databases=["default"])

@@ -191,6 +191,18 @@ def test_a_user_model_without_is_active_counts_as_active():
     assert user_is_active(SimpleNamespace(is_active=False)) is False
 
 
+def test_the_cap_evicts_sessions_created_at_the_same_instant_in_id_order(user, settings):
+    settings.COCART_JWT = {**settings.COCART_JWT, "MAX_TOKENS_PER_USER": 2}
+    with time_machine.travel(T0, tick=False):
+        for sid in ("session-b", "session-a"):
+            Token.objects.create(id=sid, user=user, expires_at=now() + timedelta(hours=1))
+
+        Token.objects.issue(user)
+
+    revoked = Token.objects.filter(user=user, revoked_at__isnull=False)
+    assert [(s.pk, s.revoke_reason) for s in revoked] == [("session-a", RevokeReason.MAX_TOKENS)]
+
+
 def test_deleting_the_user_deletes_its_sessions(user):
     Token.objects.issue(user)
     user.delete()
@@ -507,6 +519,26 @@ def test_a_refresh_token_is_stamped_with_the_time_its_session_records(user):
     ]
 
 
+# The password hash "correct horse battery staple" gets from the MD5 hasher with a fixed salt,
+# and its fingerprint under the suite's SECRET_KEY: HMAC-SHA256 keyed with the salt
+# "cocart_jwt.password_fingerprint", as every release stores it.
+FIXED_PASSWORD_HASH = "md5$cocartjwtsalt$9ff5aeb564ebe689223126f22c5f7de4"
+STORED_FINGERPRINT = "9d542f7e79a62c621d78c8088f3824e12d155f7ecdfd810b01eea0bc3a4da444"
+
+
+def test_a_session_stores_the_password_fingerprint_that_earlier_releases_stored(user):
+    """Sessions stored before an upgrade keep refreshing only while the fingerprint is
+    computed as it was: a change of salt or hash would refuse them all as a password change."""
+    get_user_model().objects.filter(pk=user.pk).update(password=FIXED_PASSWORD_HASH)
+    user.refresh_from_db()
+
+    issued = Token.objects.issue(user)
+
+    assert Token.objects.get(pk=issued.session.pk).password_fingerprint == STORED_FINGERPRINT
+    Token.objects.filter(pk=issued.session.pk).update(password_fingerprint=STORED_FINGERPRINT)
+    assert Token.objects.rotate(issued.refresh_token).session.pk == issued.session.pk
+
+
 def test_a_refresh_under_a_new_secret_key_keeps_working_once_the_old_key_is_dropped(user, settings):
     """A refresh records the password's fingerprint under the current SECRET_KEY, so a
     session refreshed during a SECRET_KEY rotation outlives the fallback's removal."""
@@ -620,14 +652,20 @@ def test_a_refresh_reads_once_and_writes_three_times_in_its_savepoint(user):
 
 
 def test_issue_renew_and_revoke_join_the_callers_transaction_without_a_savepoint(user):
-    """Inside a transaction (a login's), each costs its queries and no SAVEPOINT."""
+    """Inside a transaction (a login's), each costs its own queries and no SAVEPOINT; the
+    session's user comes with the session, and a login link never used costs nothing."""
     issued = Token.objects.issue(user)
-    login_links.issue(issued.session)  # a link never used: no browser session to end
+    login_links.issue(issued.session)  # no browser session to end
 
-    assert statements(lambda: Token.objects.issue(user)) == ["SELECT", "SELECT", "INSERT", "INSERT"]
+    assert statements(lambda: Token.objects.issue(user)) == [
+        "SELECT",  # the user's row, locked (MAX_TOKENS_PER_USER)
+        "SELECT",  # the user's live sessions
+        "INSERT",
+        "INSERT",  # the first refresh token
+    ]
     assert statements(lambda: Token.objects.renew(issued.session)) == [
         "SELECT",
-        "UPDATE",
+        "UPDATE",  # every refresh token of the session, spent
         "UPDATE",
         "INSERT",
     ]
