@@ -347,7 +347,7 @@ def test_create_logs_exactly_one_addition_of_the_new_session(
     assert entry.user == admin_user
     assert entry.content_type.model_class() is Token
     assert entry.object_id == session.pk
-    assert entry.object_repr == str(session)
+    assert entry.object_repr == f"Token {session.pk} of {user.pk}"
     assert entry.get_change_message() == message
     assert entry.get_admin_url() == change_url(session)
 

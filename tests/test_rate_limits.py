@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import requests
@@ -183,6 +184,26 @@ def test_a_counter_always_has_an_expiry(settings):
     cache = caches["default"]
     key = cache.make_key(f"cocart_jwt:rl:login:{ratelimit.sha256_hex('192.0.2.50')}")
     assert 0 < cache.client.get_client().ttl(key) <= 60
+
+
+@pytest.mark.redis
+def test_a_hit_on_redis_is_one_round_trip_whatever_the_count(settings, monkeypatch):
+    """The Lua script counts and sets the expiry in one command: no add/incr/get sequence."""
+    limits(settings, login="5/min")
+    redis = caches["default"].client.get_client(write=True)
+    sent: list[str] = []
+    execute = redis.execute_command
+
+    def counted(*args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]).upper())
+        return execute(*args, **options)
+
+    monkeypatch.setattr(redis, "execute_command", counted)
+
+    for expected_count in (1, 2, 3):
+        sent.clear()
+        assert ratelimit.hit("login", "192.0.2.70").count == expected_count
+        assert sent == ["EVAL"]
 
 
 @pytest.mark.redis

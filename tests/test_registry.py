@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from datetime import timedelta
 from types import SimpleNamespace
@@ -670,3 +671,34 @@ def test_issue_renew_and_revoke_join_the_callers_transaction_without_a_savepoint
         "INSERT",
     ]
     assert statements(lambda: issued.session.revoke(RevokeReason.ADMIN)) == ["SELECT", "UPDATE"]
+
+
+def test_rows_name_their_session_in_the_shell_and_the_admin(user):
+    """The admin's history and delete pages show str(); a shell or a log line shows repr()."""
+    issued = Token.objects.issue(user, refreshable=True)
+    session = issued.session
+    stored = RefreshToken.objects.get(session=session)
+    link = login_links.issue(session).link
+
+    assert str(session) == f"Token {session.pk} of {user.pk}"
+    assert str(stored) == f"Refresh token {stored.pk} of session {session.pk}"
+    assert str(link) == f"Login link {link.pk} of session {session.pk}"
+    assert repr(stored) == f"<RefreshToken {stored.pk} session={session.pk} used=False>"
+    assert repr(link) == f"<LoginLink {link.pk} session={session.pk} used=False>"
+
+    stored.used_at = link.used_at = now()
+    assert repr(stored) == f"<RefreshToken {stored.pk} session={session.pk} used=True>"
+    assert repr(link) == f"<LoginLink {link.pk} session={session.pk} used=True>"
+
+
+def test_a_session_id_is_128_random_bits_and_never_reads_as_a_command_line_option(monkeypatch):
+    """22 url-safe characters; one that starts with "-" is drawn again, since
+    `manage.py jwt revoke -x...` would read it as an option."""
+    from cocart_jwt import models
+
+    sid = models.new_session_id()
+    assert len(sid) == 22 and len(base64.urlsafe_b64decode(sid + "==")) == 16
+
+    draws = iter(["-startsWithADash12345A", "fineAsItIs0123456789AB"])
+    monkeypatch.setattr(models.secrets, "token_urlsafe", lambda nbytes: next(draws))
+    assert models.new_session_id() == "fineAsItIs0123456789AB"
