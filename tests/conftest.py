@@ -67,6 +67,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         url = services.redis_url()
         if url and not services.reachable(url, 6379, timeout=2):
             problems.append(f"Redis does not answer at {url}")
+    for topology in services.TOPOLOGIES:
+        if topology.url() is None:
+            problems.append(
+                f"{topology.what} is not available (set {topology.variable}; "
+                f".ci/services/{topology.script} start)"
+            )
     if problems:
         pytest.exit(
             "CI is set, so a missing service fails the run instead of skipping tests: "
@@ -83,6 +89,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=NO_POSTGRES_REASON))
         if not has_redis and item.get_closest_marker("redis"):
             item.add_marker(pytest.mark.skip(reason=NO_REDIS_REASON))
+        for topology in services.TOPOLOGIES:
+            if item.get_closest_marker(topology.marker) and topology.url() is None:
+                item.add_marker(pytest.mark.skip(reason=topology.reason))
 
 
 def _skip_reason(report: Any) -> str:
@@ -110,12 +119,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     no_pg = sum("[no-postgres]" in r for r in reasons)
     no_redis = sum("[no-redis]" in r for r in reasons)
     no_browser = sum("[no-browser]" in r for r in reasons)
-    if not (no_pg or no_redis or no_browser):
+    no_topology = {
+        topology: sum(topology.reason in r for r in reasons) for topology in services.TOPOLOGIES
+    }
+    no_topology = {topology: count for topology, count in no_topology.items() if count}
+    if not (no_pg or no_redis or no_browser or no_topology):
         return
     pg_off = bool(no_pg) and _turned_off("DATABASE_URL")
     redis_off = bool(no_redis) and _turned_off("REDIS_URL")
     # Missing: a skip no one asked for. Services turned off on purpose are no alarm.
-    missing = (no_pg and not pg_off) or (no_redis and not redis_off) or no_browser
+    missing = (no_pg and not pg_off) or (no_redis and not redis_off) or no_browser or no_topology
     bang = "!" * 78
     colour = {"red": True} if missing else {"yellow": True}
     write = terminalreporter.write_line
@@ -139,6 +152,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         write(
             f"!!!   {no_browser} test(s) skipped: no browser (pip install playwright; "
             "apt-get install chromium)",
+            bold=True,
+        )
+    for topology, count in no_topology.items():
+        write(
+            f"!!!   {count} test(s) skipped: {topology.what} is not available (start one with "
+            f"`.ci/services/{topology.script} start` and set what it prints)",
             bold=True,
         )
     if pg_off or redis_off:

@@ -4,6 +4,9 @@ Order for each service:
 1. ``DATABASE_URL`` / ``REDIS_URL`` when set: used as given (CI sets them).
 2. ``COCART_JWT_TEST_SERVICES=none``: no service, SQLite and local memory.
 3. Otherwise a quick TCP connect to the local default; used when it answers.
+
+The topologies of a scaled-out deployment (a Redis Cluster, a Sentinel set, PgBouncer) are used
+only when their variable names them (``TOPOLOGIES``); ``.ci/run`` starts each and sets it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
+from dataclasses import dataclass
 
 from example_project.env import host_port
 
@@ -56,3 +60,30 @@ def redis_url() -> str | None:
 def in_ci() -> bool:
     """CI is set (CI=true, CI=1, ...); empty, 0, false and no count as unset."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A deployment topology some tests need besides PostgreSQL and Redis: started by
+    ``.ci/services/<script> start`` (which prints ``VARIABLE=url``), found through
+    ``VARIABLE``. Tests that need one carry its marker; without it they are skipped (and in CI
+    the run fails)."""
+
+    marker: str
+    variable: str
+    what: str
+    script: str
+
+    def url(self) -> str | None:
+        return os.environ.get(self.variable) or None
+
+    @property
+    def reason(self) -> str:
+        return f"[no-{self.marker.replace('_', '-')}] needs {self.what} (set {self.variable})"
+
+
+TOPOLOGIES = (
+    Topology("redis_cluster", "REDIS_CLUSTER_URL", "a Redis Cluster", "redis-cluster"),
+    Topology("redis_sentinel", "REDIS_SENTINEL_URL", "a Redis Sentinel set", "redis-sentinel"),
+    Topology("pgbouncer", "PGBOUNCER_URL", "PgBouncer in transaction mode", "pgbouncer"),
+)
