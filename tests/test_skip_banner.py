@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests import conftest
+from tests import conftest, services
 
 ROOT = Path(__file__).resolve().parent.parent
 # Files whose postgres/redis tests are skipped without either service: a selection of
@@ -105,3 +105,21 @@ def test_a_url_given_beside_none_is_a_missing_service_not_a_turned_off_one(
     assert "PostgreSQL is not the test database" in text
     assert "Redis is turned off (COCART_JWT_TEST_SERVICES=none)" in text
     assert "Start them" in text and "unset COCART_JWT_TEST_SERVICES" in text
+
+
+def test_a_missing_topology_is_named_with_the_script_that_starts_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cluster = next(t for t in services.TOPOLOGIES if t.marker == "redis_cluster")
+    monkeypatch.delenv(cluster.variable, raising=False)
+    reporter = FakeReporter(cluster.reason, cluster.reason)
+
+    conftest.pytest_terminal_summary(reporter, 0, pytest.Config.__new__(pytest.Config))
+
+    text = "\n".join(reporter.lines)
+    assert "because a service is missing" in text
+    assert (
+        "2 test(s) skipped: a Redis Cluster is not available "
+        "(start one with `.ci/services/redis-cluster start` and set what it prints)"
+    ) in text
+    assert cluster.reason == "[no-redis-cluster] needs a Redis Cluster (set REDIS_CLUSTER_URL)"
