@@ -39,9 +39,15 @@ def free_port() -> int:
 
 class ServerProcess:
     def __init__(
-        self, name: str, db_name: str, overrides: dict[str, Any], workers: int = 0
+        self,
+        name: str,
+        db_name: str,
+        overrides: dict[str, Any],
+        workers: int = 0,
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        """``workers`` 0: ``runserver --noreload --nothreading``; above 0: gunicorn."""
+        """``workers`` 0: ``runserver --noreload --nothreading``; above 0: gunicorn. ``env``
+        adds to (or replaces) the test process's environment, e.g. another ``DATABASE_URL``."""
         self.name = name
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -54,6 +60,7 @@ class ServerProcess:
             "COCART_JWT_TEST_DB_NAME": db_name,
             "COCART_JWT_TEST_OVERRIDES": json.dumps(overrides),
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
         address = f"127.0.0.1:{self.port}"
         if workers:

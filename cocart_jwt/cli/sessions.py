@@ -95,11 +95,19 @@ def run_list(console: Console, options: dict[str, Any]) -> None:
     sessions = Token.objects.select_related("user").order_by("-created_at", "pk")
     if options.get("user") is not None:
         sessions = sessions.filter(user=find_user(options["user"]))
-    rows = sessions.with_status(status).iterator(chunk_size=LIST_CHUNK_SIZE)
-    if output == "json":
-        list_json(console, rows)
-    else:
-        list_table(console, rows)
+    sessions = sessions.with_status(status)
+    # On PostgreSQL .iterator() reads through a server-side cursor. Outside a transaction it is
+    # a WITH HOLD cursor that outlives its transaction, and behind PgBouncer's transaction
+    # pooling the next FETCH may reach another server connection: "cursor does not exist".
+    # Inside one it lives and dies within that transaction, on one server connection (Django's
+    # "Transaction pooling and server-side cursors"); the listing also reads one snapshot.
+    # Keyset pages would need no transaction but re-sort the whole table for every page.
+    with transaction.atomic(using=sessions.db):
+        rows = sessions.iterator(chunk_size=LIST_CHUNK_SIZE)
+        if output == "json":
+            list_json(console, rows)
+        else:
+            list_table(console, rows)
 
 
 def list_json(console: Console, rows: Iterator[Token]) -> None:
