@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db import router, transaction
+from django.db import transaction
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -31,6 +31,7 @@ from .browser_sessions import KEY_MAX_LENGTH, revocable_browser_sessions, seal
 from .choices import Refusal
 from .managers import password_fingerprint, password_unchanged
 from .models import LoginLink, Token
+from .primary import on_primary, primary_db
 from .settings import jwt_settings
 from .utils import now, sha256_hex
 
@@ -121,9 +122,9 @@ def find(raw: Any) -> LoginLink:
     """The link of token ``raw`` with its session and user, or ``LinkRefused`` (400)."""
     if not isinstance(raw, str) or not LINK_TOKEN_PATTERN.match(raw):
         raise malformed("malformed token")
-    link = (
-        LoginLink.objects.select_related("session__user").filter(token_hash=sha256_hex(raw)).first()
-    )
+    links = LoginLink.objects.select_related("session__user")
+    # From the primary: a replica may still show a used link, a revoked session, an old password.
+    link = on_primary(links.filter(token_hash=sha256_hex(raw))).first()
     if link is None:
         raise malformed("unknown token")
     return link
@@ -171,7 +172,7 @@ def consume(raw: Any) -> LoginLink:
     ).update(used_at=at)
     if not won:
         try:
-            link.refresh_from_db(fields=["used_at", "expires_at"])
+            link.refresh_from_db(using=primary_db(LoginLink), fields=["used_at", "expires_at"])
         except LoginLink.DoesNotExist:  # its session was deleted meanwhile
             raise malformed("unknown token") from None
         check_usable(link, at)
@@ -193,7 +194,7 @@ def bind_browser_session(link: LoginLink, browser: SessionBase) -> bool:
     """
     browser.set_expiry(browser_expiry(link.session.expires_at, browser))
     key = browser_key(browser)
-    with transaction.atomic(using=router.db_for_write(Token)):
+    with transaction.atomic(using=primary_db(Token)):
         # A revocation holds this row lock until it commits: either it runs after us and
         # finds the key recorded below, or we wait for it and find the session revoked.
         live = Token.objects.select_for_update().live(now()).filter(pk=link.session_id).exists()

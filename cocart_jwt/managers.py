@@ -17,6 +17,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from .browser_sessions import end_browser_sessions
 from .choices import RevokeReason, Status
 from .http import client_ip, user_agent
+from .primary import on_primary
 from .settings import jwt_settings
 from .signals import refresh_token_reused, token_issued, token_refreshed, token_revoked
 from .store import cached
@@ -334,9 +335,10 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         list(get_user_model()._default_manager.select_for_update().filter(pk=user.pk).values("pk"))
 
     def _evict_beyond_cap(self, user: AbstractBaseUser, cap: int, at: datetime) -> None:
+        # From the primary, where the user's row is locked: a replica's list can lag behind
+        # the logins just made, and the cap would let them all live.
         live = list(
-            self.filter(user=user)
-            .live(at)
+            on_primary(self.filter(user=user).live(at))
             .order_by("created_at", "pk")
             .values_list("pk", flat=True)
         )

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model, user_logged_out
 from django.db.models.signals import post_delete, post_save, pre_save
 
 from .models import RevokeReason, Token
+from .primary import on_primary, primary_db
 from .settings import jwt_settings
 from .store import cached
 
@@ -36,7 +37,9 @@ def revoking_change(event: str, old: Any, new: Any) -> bool:
     return (old or "") != (new or "")
 
 
-def note_revoking_change(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+def note_revoking_change(
+    sender: Any, instance: Any, raw: bool = False, using: str | None = None, **kwargs: Any
+) -> None:
     if raw or instance._state.adding or instance.pk is None:
         return
     watched = watched_fields(sender)
@@ -45,7 +48,10 @@ def note_revoking_change(sender: Any, instance: Any, raw: bool = False, **kwargs
         watched = {event: name for event, name in watched.items() if name in update_fields}
     if not watched:
         return
-    old = sender._default_manager.filter(pk=instance.pk).values(*watched.values()).first()
+    # The row as it is where this save writes it: a replica's copy may be older still, and
+    # equal to the new value (a password changed back) or missing (a user made a moment ago).
+    current = sender._default_manager.using(using or primary_db(sender)).filter(pk=instance.pk)
+    old = current.values(*watched.values()).first()
     if old is None:
         return
     for event, name in watched.items():
@@ -60,7 +66,8 @@ def revoke_after_change(sender: Any, instance: Any, **kwargs: Any) -> None:
         Token.objects.revoke_all(instance, reason)
     elif cached.enabled() and set(kwargs.get("update_fields") or ()) != {"last_login"}:
         # Cached snapshots hold user fields (is_staff...): send their requests to the database.
-        live = Token.objects.live().filter(user=instance).values_list("pk", flat=True)
+        # From the primary: a replica may not list the sessions made a moment ago.
+        live = on_primary(Token.objects.live().filter(user=instance)).values_list("pk", flat=True)
         cached.mark_stale(live)
 
 

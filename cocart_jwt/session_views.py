@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from . import cookies
 from .http import no_store
 from .models import RevokeReason, Token
+from .primary import on_primary
 from .schema import CSRF_REFUSED, NOT_A_LIVE_SESSION, error_headers, error_responses, extend_schema
 from .serializers import SessionSerializer
 from .utils import sha256_hex
@@ -45,7 +46,7 @@ class CookieLogoutMixin(BearerView):
         if raw is None:
             return None
         sessions = Token.objects.live().select_related("user")
-        return sessions.filter(refresh_tokens__token_hash=sha256_hex(raw)).first()
+        return on_primary(sessions.filter(refresh_tokens__token_hash=sha256_hex(raw))).first()
 
     def current_session(self, request: Request) -> Token:
         return cast(Token, request.auth if request.auth is not None else self.cookie_session)
@@ -107,7 +108,9 @@ class SessionDetailView(BearerView):
         parameters=error_headers(401),
     )
     def delete(self, request: Request, session_id: str) -> Response:
-        session = get_object_or_404(Token.objects.live().filter(user=request.user), pk=session_id)
+        # From the primary: a replica may not have a session made a moment ago.
+        mine = on_primary(Token.objects.live().filter(user=request.user))
+        session = get_object_or_404(mine, pk=session_id)
         session.revoke(RevokeReason.SESSION_DELETED)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -40,6 +40,7 @@ from .keys import keyring
 from .managers import IssuedTokens, RefreshError
 from .models import Token
 from .parsers import JSONParser
+from .primary import primary_reads
 from .schema import (
     CROSS_SITE,
     CSRF_REFUSED,
@@ -160,6 +161,14 @@ def token_response(issued: IssuedTokens) -> Response:
     return response
 
 
+def check_credentials(request: Request, username: str, password: str) -> Any:
+    """The user these credentials name, or None: Django's ``authenticate()``, with every read of
+    every authentication backend sent to the primary (a replica may still hold the password
+    changed a moment ago, or the user deactivated)."""
+    with primary_reads():
+        return authenticate(request._request, username=username, password=password)
+
+
 def invalid_credentials() -> AuthenticationFailed:
     return AuthenticationFailed(_("Invalid credentials."), code="invalid_credentials")
 
@@ -208,7 +217,7 @@ class LoginView(CookieSettingView):
     def post(self, request: Request) -> Response:
         username, password = self.get_credentials(request)
         self.limit("login_username", username.casefold())
-        user = authenticate(request._request, username=username, password=password)
+        user = check_credentials(request, username, password)
         if user is None:
             logger.info("Login refused: wrong credentials, or an inactive user")
             raise invalid_credentials()

@@ -74,7 +74,23 @@ else:
 if _TEST_DB_NAME:
     _default_db["NAME"] = _TEST_DB_NAME
     _default_db["TEST"] = {"NAME": _TEST_DB_NAME}
-DATABASES = {"default": _default_db}
+
+
+def _replica_of(primary: dict[str, Any]) -> dict[str, Any]:
+    """A second database of the same engine, standing for a read replica that lags: NOT a
+    test mirror of default, so a test can hold a stale copy of rows in it
+    (tests/test_replica_reads.py). pytest-django creates it only for the tests that ask for it
+    (``django_db(databases=[..., "replica"])``): the others never pay for it."""
+    # Its tables made from the models, not migrated: the same schema, a second sooner.
+    replica = {**primary, "TEST": {**(primary.get("TEST") or {}), "MIGRATE": False}}
+    if primary["NAME"] != ":memory:":
+        replica["NAME"] = f"{primary['NAME']}_replica"
+    if replica["TEST"].get("NAME"):
+        replica["TEST"]["NAME"] = f"{replica['TEST']['NAME']}_replica"
+    return replica
+
+
+DATABASES = {"default": _default_db, "replica": _replica_of(_default_db)}
 
 _locmem = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 if REDIS_URL is not None:

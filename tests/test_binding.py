@@ -253,7 +253,7 @@ def test_cached_mode_a_stale_unbound_snapshot_cannot_bind_again(
 
 class ReplicaRouter:
     """This app's reads go to a read replica, its writes to the primary, by app label as in
-    Django's multi-database examples; there is no replica in these tests, so any read sent
+    Django's multi-database examples; these tests may not use the replica, so any read sent
     to it fails the request."""
 
     def db_for_read(self, model: Any, **hints: Any) -> str | None:

@@ -367,7 +367,7 @@ def test_the_revocation_reads_the_browser_session_keys_where_it_writes(
     settings, staff, monkeypatch
 ):
     """It runs inside the revocation's transaction: a replica would not see a key recorded
-    a moment ago. Here the replica is not even configured, so any read from it fails."""
+    a moment ago. Here the test may not use the replica, so any read from it fails."""
     settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
     settings.DATABASE_ROUTERS = [f"{__name__}.ByAppLabel"]
     linked = Linked(staff)

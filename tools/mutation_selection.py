@@ -88,6 +88,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_login_csrf.py",
         "test_newcomer_checks.py",
         "test_login_link_sessions.py",
+        "test_replica_reads.py",
     ),
     "store.cached": (
         "test_session_store.py",
@@ -108,6 +109,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_lifecycle.py",
         "test_canonical_tokens.py",
         "test_hostile_tokens.py",
+        "test_replica_reads.py",
     ),
     "ratelimit": ("test_rate_limits.py", "test_checks.py", "test_settings.py"),
     "managers": (
@@ -127,6 +129,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_command.py::test_cleanup*",
         "test_hostile_bodies.py::test_refresh*",
         "test_hostile_bodies.py::test_fuzz_refresh*",
+        "test_replica_reads.py",
     ),
     "models": (
         "test_registry.py",
@@ -147,7 +150,9 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_admin.py",
         "test_secrets_at_rest.py",
         "test_command.py::test_cleanup*",
+        "test_replica_reads.py",
     ),
+    "primary": ("test_replica_reads.py",),
     "browser_sessions": (
         "test_login_link.py",
         "test_login_link_sessions.py",

@@ -12,9 +12,9 @@ from functools import cache
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import router
 
 from ..models import Token
+from ..primary import primary_db
 from ..settings import jwt_settings
 from ..tokens import InvalidToken
 from . import cached
@@ -89,13 +89,17 @@ def _layout() -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def restore(entry: Any) -> Token | None:
-    """The session (with its user) from a snapshot; None if the entry is not one."""
+    """The session (with its user) from a snapshot; None if the entry is not one.
+
+    Bound to the primary, like the strict query's rows: a later read through them (a related
+    row, ``refresh_from_db``) must not fall back to a replica.
+    """
     token_fields, user_fields = _layout()
     if not isinstance(entry, tuple) or len(entry) != 3 or entry[0] != (token_fields, user_fields):
         return None
-    session = Token.from_db(router.db_for_read(Token), token_fields, entry[1])
+    session = Token.from_db(primary_db(Token), token_fields, entry[1])
     user_model = get_user_model()
-    session.user = user_model.from_db(router.db_for_read(user_model), user_fields, entry[2])
+    session.user = user_model.from_db(primary_db(user_model), user_fields, entry[2])
     return session
 
 

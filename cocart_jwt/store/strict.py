@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import connections, router
+from django.db import connections
 
 from ..models import Token
+from ..primary import primary_db
 
 SID_PLACEHOLDER = "cocart_jwt:sid"
 
@@ -69,8 +70,9 @@ _compiled: dict[str, SessionQuery] = {}
 
 
 def fetch_session(sid: str) -> Token | None:
-    """The session ``sid`` with its user (or None), in one query."""
-    using = router.db_for_read(Token)
+    """The session ``sid`` with its user (or None), in one query, read from the primary: a
+    replica that lags would still show a session revoked a moment ago."""
+    using = primary_db(Token)
     query = _compiled.get(using)
     if query is None:
         query = _compiled[using] = SessionQuery(using)
