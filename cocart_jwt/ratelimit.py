@@ -1,6 +1,7 @@
 """Rate limits counted in a shared cache: one atomic step per hit, exact across processes.
 
-A limit is a fixed window that starts at its first hit. With django-redis, a Lua script does
+A limit is a fixed window that starts at its first hit. On Redis (django-redis, Django's own
+RedisCache, or ``cocart_jwt.cache.RedisClusterCache``), a Lua script does
 ``INCR`` and, on the first hit, ``EXPIRE`` in one atomic step and returns the count and the
 window's remaining seconds, so a crash can never leave a counter without an expiry.
 Other caches (local memory, for one process) use ``add`` + ``incr``.
@@ -36,6 +37,7 @@ from django.core.cache import caches
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import Throttled
 
+from .cache import redis_client
 from .http import rate_limit_address
 from .settings import DEFAULTS, jwt_settings
 from .signals import rate_limited
@@ -168,12 +170,13 @@ def hit(name: str, identity: str, request: Any = None) -> Usage | None:
 
 
 def _count(cache: BaseCache, key: str, window: int) -> tuple[int, int]:
-    # django-redis: one round trip, the Lua script. The mutation run (SQLite and local memory)
-    # cannot reach these lines, so they are not mutated there; the tests marked redis pin them
-    # (docs/testing.md, "Lines the mutation run does not mutate").
-    client: Any = getattr(cache, "client", None)  # pragma: no mutate
-    if hasattr(client, "get_client"):  # pragma: no mutate block
-        redis = client.get_client(write=True)
+    # Redis (django-redis, Django's RedisCache, RedisClusterCache, whose client sends the one
+    # key to the node that holds it): one round trip, the Lua script. The mutation run (SQLite
+    # and local memory) cannot reach these lines, so they are not mutated there; the tests
+    # marked redis and redis_cluster pin them (docs/testing.md, "Lines the mutation run does
+    # not mutate").
+    redis = redis_client(cache)  # pragma: no mutate
+    if redis is not None:  # pragma: no mutate block
         count, ttl = redis.eval(HIT_SCRIPT, 1, cache.make_key(key), window)
         return int(count), int(ttl)
     return _count_locally(cache, key, window)

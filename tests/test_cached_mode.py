@@ -320,40 +320,118 @@ def test_a_revocation_logs_no_error(api_client, tokens, caplog):
     assert cocart_jwt_errors(caplog) == []
 
 
-def test_a_cache_that_reports_unwritten_keys_is_logged(
-    api_client, tokens, user, caplog, monkeypatch
+# What set_many returns when every key was written: django-redis None, Django's RedisCache and
+# local memory [], a client that answers per key [True, ...].
+WRITTEN = {"none": lambda data: None, "empty": lambda data: [], "per-key": lambda data: [True]}
+# ... and when the key was not written: Django's contract (memcached) names it, a client that
+# answers per key says False, one that names keys we cannot match still failed.
+UNWRITTEN = {
+    "named": lambda data: list(data),
+    "per-key": lambda data: [False],
+    "unmatched": lambda data: ["another:key"],
+}
+
+
+def set_many_answering(monkeypatch, answer):
+    """The real set_many (the tombstone is written), answering ``answer`` as a backend would."""
+    cache = caches["default"]
+    set_many = cache.set_many
+
+    def answering(data, *args, **kwargs):
+        set_many(data, *args, **kwargs)
+        return answer(data)
+
+    monkeypatch.setattr(cache, "set_many", answering)
+
+
+@pytest.mark.parametrize("answer", list(WRITTEN))
+def test_a_tombstone_the_backend_reports_written_logs_nothing(
+    api_client, tokens, user, caplog, monkeypatch, answer
+):
+    warm(api_client, tokens)
+    set_many_answering(monkeypatch, WRITTEN[answer])
+
+    with caplog.at_level(logging.DEBUG, logger="cocart_jwt"):
+        Token.objects.revoke_all(user, RevokeReason.ADMIN)
+
+    assert caches["default"].get(cached.session_key(tokens["sid"])) == cached.REVOKED
+    assert status_and_queries(api_client, tokens["access_token"]) == (401, 0)
+    assert [
+        r for r in caplog.records if r.name == "cocart_jwt" and r.levelno >= logging.WARNING
+    ] == []
+
+
+@pytest.mark.parametrize("answer", list(UNWRITTEN))
+def test_a_tombstone_the_backend_reports_unwritten_is_logged_once_and_its_entry_dropped(
+    api_client, tokens, user, caplog, monkeypatch, answer
 ):
     warm(api_client, tokens)
     cache = caches["default"]
-    monkeypatch.setattr(cache, "set_many", lambda data, *args, **kwargs: list(data))
+    monkeypatch.setattr(cache, "set_many", lambda data, *args, **kwargs: UNWRITTEN[answer](data))
 
     with caplog.at_level(logging.ERROR, logger="cocart_jwt"):
         Token.objects.revoke_all(user, RevokeReason.ADMIN)
 
+    # The live snapshot is gone, not served: the database answers, and says revoked.
+    assert status_and_queries(api_client, tokens["access_token"]) == (401, 1)
     messages = [r.getMessage() for r in cocart_jwt_errors(caplog)]
-    assert messages == ["Could not write 1 of 1 revoked marker(s) to the session cache"]
+    assert messages == [
+        "Could not write 1 of 1 revoked marker(s) to the session cache; deleted those entries "
+        "instead"
+    ]
 
 
-def test_a_cache_that_refuses_writes_is_logged_and_the_request_served_from_the_database(
-    api_client, tokens, caplog, monkeypatch
-):
-    """A cache that answers reads but refuses writes (Redis at maxmemory, say): the fill fails,
-    the request is answered from the database, and the log says what failed and what it means."""
-    monkeypatch.setattr(cached.health, "failing", False)
+def refuse_writes(monkeypatch):
+    """A cache that answers reads but refuses writes, as Redis at maxmemory does."""
 
     def refuse(*args, **kwargs):
         raise ConnectionError("OOM command not allowed when used memory > 'maxmemory'")
 
-    monkeypatch.setattr(caches["default"], "add", refuse)
+    for name in ("add", "set", "set_many"):
+        monkeypatch.setattr(caches["default"], name, refuse)
+    for log in (cached.reads, cached.writes, cached.markers):
+        monkeypatch.setattr(log, "failing", False)
+
+
+def test_a_cache_that_refuses_writes_is_logged_once_and_requests_served_from_the_database(
+    api_client, tokens, caplog, monkeypatch
+):
+    """Reads work, writes fail: one line for the outage (not one per request, nor a "back"
+    after every read), the requests are answered from the database, and last_used_at is
+    still written."""
+    refuse_writes(monkeypatch)
 
     with caplog.at_level(logging.WARNING, logger="cocart_jwt"):
-        status = api_client.get(ME, **bearer(tokens["access_token"])).status_code
+        statuses = [status_and_queries(api_client, tokens["access_token"]) for _ in range(3)]
 
-    assert status == 200
+    assert statuses == [(200, 2), (200, 1), (200, 1)]  # the first one also writes last_used_at
     assert [r.getMessage() for r in caplog.records if r.name == "cocart_jwt"] == [
-        "Session cache unavailable (ConnectionError); using the strict query until it is back"
+        "Session cache (writes) unavailable (ConnectionError); sessions are answered by the "
+        "database and not cached until it is back"
     ]
+    assert Token.objects.get(pk=tokens["sid"]).last_used_at is not None
     assert caches["default"].get(cached.session_key(tokens["sid"])) is None
+
+
+def test_a_revocation_while_the_cache_refuses_writes_drops_the_live_entry(
+    api_client, tokens, user, caplog, monkeypatch
+):
+    """A warm snapshot would serve a revoked session until it expires: the revocation that
+    cannot write its tombstone deletes it (Redis at maxmemory still deletes)."""
+    warm(api_client, tokens)
+    refuse_writes(monkeypatch)
+
+    with caplog.at_level(logging.ERROR, logger="cocart_jwt"):
+        Token.objects.revoke_all(user, RevokeReason.ADMIN)
+        assert status_and_queries(api_client, tokens["access_token"]) == (401, 1)
+
+    assert [r.getMessage() for r in cocart_jwt_errors(caplog)] == [
+        "Session cache (tombstones) unavailable (ConnectionError); revocations and user changes "
+        "meanwhile delete the entries they name instead (their next request asks the "
+        "database)",
+        "Session cache (writes) unavailable (ConnectionError); sessions are answered by the "
+        "database and not cached until it is back",
+    ]
 
 
 def logout_all_of_another_session(api_client, other, admin_client):
@@ -399,7 +477,8 @@ class TestCacheDown:
             "SESSION_CACHE_TTL": 300,
             "CACHE": unreachable_cache,
         }
-        cached.health.failing = False
+        for log in (cached.reads, cached.writes, cached.markers):
+            log.failing = False
 
     def test_requests_fall_back_to_the_strict_query(self, api_client, tokens, caplog):
         with caplog.at_level(logging.ERROR, logger="cocart_jwt"):
@@ -421,9 +500,9 @@ class TestCacheDown:
 
         messages = [r.getMessage() for r in cocart_jwt_errors(caplog)]
         assert messages == [
-            "Session cache unavailable (ConnectionError); revocations meanwhile write no "
-            "tombstone, user changes no stale marker: if it comes back with its old entries, "
-            "those can serve until they expire"
+            "Session cache (tombstones) unavailable (ConnectionError); revocations meanwhile "
+            "write no tombstone, user changes no stale marker: if it comes back with its old "
+            "entries, those can serve until they expire"
         ]
 
     def test_login_and_refresh_still_work(self, api_client, tokens):

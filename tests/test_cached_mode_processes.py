@@ -116,7 +116,7 @@ def entry(sid: str) -> Any:
 
 
 def session_key(sid: str) -> str:
-    return "cocart_jwt:session:" + sid
+    return "cocart_jwt:{" + sid + "}:session"
 
 
 def warm(live: tuple[Server, Server], *pairs: dict[str, Any]) -> None:

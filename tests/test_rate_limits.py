@@ -250,6 +250,33 @@ def test_with_a_read_replica_the_count_is_kept_on_the_primary(settings):
         ratelimit.hit("login", "192.0.2.60")
 
 
+@pytest.mark.redis
+def test_djangos_own_redis_cache_counts_with_the_script_and_gives_the_counter_an_expiry(
+    settings,
+):
+    settings.CACHES = {
+        **settings.CACHES,
+        "django-redis-cache": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": settings.CACHES["default"]["LOCATION"],
+            "KEY_PREFIX": "cocart_jwt_tests_builtin",
+        },
+    }
+    settings.COCART_JWT = {**settings.COCART_JWT, "RATE_LIMIT_CACHE": "django-redis-cache"}
+    limits(settings, login="2/min")
+    cache = caches["django-redis-cache"]
+    key = cache.make_key(f"cocart_jwt:rl:login:{ratelimit.sha256_hex('192.0.2.80')}")
+    redis = cache._cache.get_client(write=True)
+    redis.delete(key)
+
+    assert [ratelimit.hit("login", "192.0.2.80").count for _ in range(2)] == [1, 2]
+    with pytest.raises(ratelimit.RateLimitExceeded):
+        ratelimit.hit("login", "192.0.2.80")
+    assert int(redis.get(key)) == 3  # one counter, in Redis: no ":reset" key beside it
+    assert 0 < redis.ttl(key) <= 60
+    assert not redis.exists(f"{key}:reset")
+
+
 def test_a_multiplied_window_lasts_all_of_it(api_client, db, settings):
     """ "100/5m" is 100 requests per 300 seconds, not per minute."""
     limits(settings, validate="100/5m")

@@ -293,6 +293,39 @@ def test_a_warm_request_costs_one_cache_round_trip_and_no_query(
     assert calls == ["get_many"]
 
 
+# -- cached mode: keys ---------------------------------------------------------------------------
+
+
+def test_the_keys_of_a_session_carry_its_sid_as_their_hash_tag() -> None:
+    sid = "P87Q1j9HD9yKUQu9ws3J2Q"
+    assert session_cache.session_key(sid) == "cocart_jwt:{P87Q1j9HD9yKUQu9ws3J2Q}:session"
+    assert session_cache.touch_key(sid) == "cocart_jwt:{P87Q1j9HD9yKUQu9ws3J2Q}:touch"
+
+
+@pytest.mark.parametrize(
+    ("key_prefix", "spread"), [("", True), ("shop", True), ("shop:{eu}", False)]
+)
+def test_a_redis_cluster_puts_every_key_of_a_session_in_one_slot(
+    settings: Any, key_prefix: str, spread: bool
+) -> None:
+    """Django's cache puts KEY_PREFIX and the version in front of the key; Redis hashes the
+    first {...} of the whole key: the sid's, so sessions spread over the nodes, unless the
+    prefix has a {...} of its own (docs/deployment.md: then every key is on one node)."""
+    key_slot = pytest.importorskip("redis.crc").key_slot
+    settings.CACHES = {**settings.CACHES, "prefixed": {**settings.CACHES["locmem"]}}
+    settings.CACHES["prefixed"]["KEY_PREFIX"] = key_prefix
+    cache = caches["prefixed"]
+    slots = {
+        sid: {
+            key_slot(cache.make_key(key(sid)).encode())
+            for key in (session_cache.session_key, session_cache.touch_key)
+        }
+        for sid in ("P87Q1j9HD9yKUQu9ws3J2Q", "x-_yz0123456789abcdefg")
+    }
+    assert [len(found) for found in slots.values()] == [1, 1]
+    assert (slots["P87Q1j9HD9yKUQu9ws3J2Q"] != slots["x-_yz0123456789abcdefg"]) is spread
+
+
 # -- cached mode: what the entry holds ---------------------------------------------------------
 
 
@@ -376,7 +409,7 @@ def test_strict_mode_logs_nothing_when_the_cache_is_down(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings.COCART_JWT = {**settings.COCART_JWT, "CACHE": unreachable_cache}
-    monkeypatch.setattr(session_cache.health, "failing", False)
+    monkeypatch.setattr(session_cache.reads, "failing", False)
 
     with caplog.at_level(logging.DEBUG, logger="cocart_jwt"):
         assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 200

@@ -186,6 +186,7 @@ NOT_SELECTED: dict[str, str] = {
     "test_skip_banner.py": "the test suite's banner",
     "test_wheel_smoke.py": "the built wheel, in another process",
     "test_parsing.py": "parsing is not a mutated module",
+    "test_redis_cluster.py": "needs a Redis Cluster (the mutation run has SQLite and local memory)",
 }
 
 STATS_FILE = "mutmut-stats.json"  # in mutants/, where mutmut runs pytest

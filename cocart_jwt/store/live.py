@@ -37,7 +37,7 @@ def load_live_session(sid: str, at: datetime) -> tuple[Token, bool]:
     snapshot = restore(found.entry)
     if snapshot is not None:
         refuse_unless_live(snapshot, at)
-        return snapshot, found.touch_due and cached.claim_touch(sid)
+        return snapshot, found.touch_due and claim_touch(snapshot, at)
     try:
         session = load_from_database(sid, at)
     except InvalidToken:
@@ -48,7 +48,7 @@ def load_live_session(sid: str, at: datetime) -> tuple[Token, bool]:
         fill(session, at)
     if not found.available:
         return session, touch_due(session, at)
-    return session, found.touch_due and cached.claim_touch(sid)
+    return session, found.touch_due and claim_touch(session, at)
 
 
 def load_from_database(sid: str, at: datetime) -> Token:
@@ -64,6 +64,13 @@ def refuse_unless_live(session: Token, at: datetime) -> None:
     refusal = session.refusal_reason(at)
     if refusal is not None:
         raise InvalidToken(refusal.logged(session.pk))
+
+
+def claim_touch(session: Token, at: datetime) -> bool:
+    """Cached mode's answer (the touch key), or strict mode's when the cache refuses writes:
+    ``last_used_at`` is still written, by the conditional UPDATE, however long that lasts."""
+    claimed = cached.claim_touch(session.pk)
+    return touch_due(session, at) if claimed is None else claimed
 
 
 def touch_due(session: Token, at: datetime) -> bool:
