@@ -6,7 +6,8 @@ E006 bad rate limit, E007 bad KEY_ID / FALLBACK_KEYS, E008 unknown REVOKE_ON eve
 import string that does not import, E010 cache alias not in CACHES, E011 bad TRUSTED_PROXIES,
 E012 COCART_JWT is not a dict, E013 cookie transport with insecure cookies while DEBUG is off,
 E014 bad COOKIE_SAMESITE (or SameSite=None without Secure) or cookie name, E015 bad
-RATE_LIMIT_IPV6_PREFIX, E016 a site that issues tokens without ``cocart_jwt.urls`` routed.
+RATE_LIMIT_IPV6_PREFIX, E016 a site that issues tokens without ``cocart_jwt.urls`` routed,
+E017, W008, W009, W010: the Redis caches (``redis_checks`` says what each means).
 Warnings: W001 signing key equal to SECRET_KEY, W002 process-local rate-limit cache with DEBUG
 off, W003 cached mode without a shared cache, W004 unknown setting name, W005 no signing key,
 W006 signed-cookie sessions (a login link's Django session cannot be ended by a revocation),
@@ -40,6 +41,7 @@ from .http import UNIX_SOCKET_PROXY, valid_ipv6_prefix
 from .keys import KeyConfigurationError, build_keyring, is_hmac, keyring, read_key_material
 from .link_views import URLS_HINT, login_link_routed
 from .ratelimit import RATE_NAMES, parse_rate
+from .redis_checks import check_redis
 from .settings import DEFAULTS, DURATIONS, IMPORT_STRINGS, REVOKE_EVENTS, SETTING_NAME, jwt_settings
 
 PROCESS_LOCAL_CACHES = frozenset(
@@ -95,6 +97,7 @@ def check_settings(
         check_ipv6_prefix,
         check_cookies,
         check_session_engine,
+        check_redis,
     ):
         messages.extend(check())
     return messages

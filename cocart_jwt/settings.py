@@ -58,6 +58,9 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_IPV6_PREFIX": 64,
     "TRUSTED_PROXIES": [],
     "CACHE": "default",
+    # After a tombstone, WAIT for this many Redis replicas, at most REDIS_WAIT_TIMEOUT.
+    "REDIS_WAIT_REPLICAS": 0,
+    "REDIS_WAIT_TIMEOUT": timedelta(milliseconds=100),
     "COOKIE_TRANSPORT": False,
     "REFRESH_COOKIE_NAME": "cocart_refresh",
     "ACCESS_COOKIE_NAME": None,
@@ -77,6 +80,7 @@ DURATIONS = frozenset(
         "LEEWAY",
         "SESSION_CACHE_TTL",
         "TOUCH_INTERVAL",
+        "REDIS_WAIT_TIMEOUT",
     }
 )
 

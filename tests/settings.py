@@ -98,6 +98,8 @@ if REDIS_URL is not None:
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "cocart_jwt_tests",
+        # Generous for a loaded test machine, still a bound (cocart_jwt.W009).
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
     }
 else:
     _default_cache = {**_locmem, "LOCATION": "cocart_jwt_tests_default"}

@@ -20,7 +20,11 @@ GOOD_SECRET = hmac_secret("HS256", 7)
 BASE = {"ALGORITHM": "HS256", "SIGNING_KEY": GOOD_SECRET, "ISSUER": "https://checks.example"}
 LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "checks"}
 # Only its BACKEND is looked at by the checks; nothing connects to it.
-SHARED = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:6379/15"}
+SHARED = {
+    "BACKEND": "django_redis.cache.RedisCache",
+    "LOCATION": "redis://127.0.0.1:6379/15",
+    "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.25, "SOCKET_TIMEOUT": 0.25},
+}
 GARBAGE_PEM = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5IGF0IGFsbA==\n-----END PRIVATE KEY-----\n"
 # What `jwt keygen --algorithm HS256` prints: pasted where a PEM private key belongs.
 HMAC_LIKE_SECRET = "Xy4q-Rt8vWm2Kp9LzN3sBd6Fh1Jc5Gn0Qe7Tu_Ai2o"

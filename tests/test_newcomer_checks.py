@@ -53,7 +53,11 @@ NOT_PROVIDED = "Authentication credentials were not provided."
 UNSET_VAR = "COCART_JWT_NEWCOMER_UNSET_VAR"
 SET_VAR = "COCART_JWT_NEWCOMER_SET_VAR"
 GARBAGE_PEM = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5IGF0IGFsbA==\n-----END PRIVATE KEY-----\n"
-SHARED = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:6379/15"}
+SHARED = {
+    "BACKEND": "django_redis.cache.RedisCache",
+    "LOCATION": "redis://127.0.0.1:6379/15",
+    "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.25, "SOCKET_TIMEOUT": 0.25},
+}
 LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "newcomer"}
 
 
@@ -377,6 +381,7 @@ CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": "redis://127.0.0.1:6379/15",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.25, "SOCKET_TIMEOUT": 0.25},
     },
 }
 USE_TZ = True
@@ -484,6 +489,10 @@ def without_urls(settings: Any) -> None:
     settings.ROOT_URLCONF = WITHOUT_COCART_URLS
 
 
+def without_socket_timeout(settings: Any) -> None:
+    settings.CACHES = {**settings.CACHES, "default": {**SHARED, "OPTIONS": {}}}
+
+
 def not_a_dict(settings: Any) -> None:
     settings.COCART_JWT = ["SIGNING_KEY", "x"]
 
@@ -562,6 +571,8 @@ BAD_SETTINGS: dict[str, tuple[str, dict[str, Any], Any]] = {
     "cookie-name": ("E014", {"COOKIE_TRANSPORT": True, "REFRESH_COOKIE_NAME": "a;b"}, None),
     "ipv6-prefix": ("E015", {"RATE_LIMIT_IPV6_PREFIX": 0}, None),
     "no-urls": ("E016", {}, without_urls),
+    "wait-replicas": ("E017", {"REDIS_WAIT_REPLICAS": -1}, None),
+    "wait-timeout": ("E017", {"REDIS_WAIT_REPLICAS": 1, "REDIS_WAIT_TIMEOUT": 0}, None),
     "secret-key": ("W001", {"SIGNING_KEY": "tests-only-django-secret-key-not-used"}, None),
     "local-rate-cache": ("W002", {"RATE_LIMIT_CACHE": "locmem"}, None),
     "local-session-cache": ("W003", {"SESSION_CACHE_TTL": 30, "CACHE": "locmem"}, None),
@@ -578,6 +589,17 @@ BAD_SETTINGS: dict[str, tuple[str, dict[str, Any], Any]] = {
     ),
     "signed-cookies": ("W006", {}, on_signed_cookies),
     "key-not-there-yet": ("W007", {"SIGNING_KEY": f"env:{UNSET_VAR}"}, None),
+    "wait-without-redis": (
+        "W008",
+        {"SESSION_CACHE_TTL": 30, "CACHE": "locmem", "REDIS_WAIT_REPLICAS": 1},
+        None,
+    ),
+    "no-socket-timeout": ("W009", {}, without_socket_timeout),
+    "wait-past-socket-timeout": (
+        "W010",
+        {"SESSION_CACHE_TTL": 30, "REDIS_WAIT_REPLICAS": 1, "REDIS_WAIT_TIMEOUT": 0.5},
+        None,
+    ),
 }
 
 

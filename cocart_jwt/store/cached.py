@@ -18,6 +18,8 @@ A second key, ``cocart_jwt:{<sid>}:touch``, exists while ``last_used_at`` is fre
 in the same round trip (MGET) as the entry. Both keys carry the sid as their hash tag, so a
 Redis Cluster keeps them in one slot and the MGET stays one command on one node. Any cache
 error falls back to the strict query.
+On a replicated Redis the lookup reads the master, and markers can WAIT for replicas
+(``replication``).
 
 This module imports no model: the managers write tombstones from inside a revocation, and
 ``store.live`` makes and reads the snapshots.
@@ -35,6 +37,7 @@ from django.core.cache import caches
 
 from ..settings import jwt_settings
 from ..utils import OutageLog
+from . import replication
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
@@ -103,7 +106,10 @@ def lookup(sid: str) -> Lookup:
     """One round trip: the session entry and its touch key."""
     key = session_key(sid)
     try:
-        found = _cache().get_many([key, touch_key(sid)])
+        cache = _cache()
+        # The read from the master: django-redis only, out of the mutation run's reach.
+        master = replication.on_master(cache)  # pragma: no mutate
+        found = cache.get_many([key, touch_key(sid)], **master)
     except Exception as exc:  # any backend error: fall back to the database
         reads.failed(exc, STRICT_FALLBACK)
         return Lookup(available=False)
@@ -134,7 +140,12 @@ def _mark(sids: Iterable[str], marker: str) -> None:
     if not keys or not enabled():
         return
     try:
-        failed = unwritten(keys, _cache().set_many(keys, _ttl()))
+        cache = _cache()
+        # REDIS_WAIT_REPLICAS > 0 on django-redis: markers and WAIT in one pipeline.
+        result = replication.write_and_wait(cache, keys, _ttl())  # pragma: no mutate
+        if result is None:
+            result = cache.set_many(keys, _ttl())
+        failed = unwritten(keys, result)
     except Exception as exc:  # any backend error: logged once per outage, not per revocation
         markers.failed(exc, DELETED if _delete(keys) else UNMARKED)
         return
