@@ -187,6 +187,7 @@ NOT_SELECTED: dict[str, str] = {
     "test_wheel_smoke.py": "the built wheel, in another process",
     "test_parsing.py": "parsing is not a mutated module",
     "test_redis_cluster.py": "needs a Redis Cluster (the mutation run has SQLite and local memory)",
+    "test_pgbouncer.py": "needs PgBouncer, and runs the code in server and command processes",
     "test_redis_sentinel.py": "needs a Redis Sentinel set (the mutation run has local memory)",
     "test_redis_timeouts.py": "needs a redis-server of its own, stopped with SIGSTOP",
     "test_redis_replication.py": "store/replication.py, not a mutated module (Redis WAIT)",
