@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.urls import path
 from knox.auth import TokenAuthentication as KnoxAuthentication
 from knox.views import LoginView as KnoxLoginView
@@ -44,3 +45,8 @@ urlpatterns = [
     path("cocart/login/", LoginView.as_view()),
     path("cocart/refresh/", RefreshView.as_view()),
 ]
+
+if apps.is_installed("django.contrib.admin"):  # bench/scale_settings.py: the admin measured
+    from django.contrib import admin
+
+    urlpatterns.append(path("admin/", admin.site.urls))

@@ -80,6 +80,8 @@ class Token(models.Model):
             ),
             models.Index(fields=["expires_at"], name="cocart_jwt_token_expires_idx"),
             models.Index(fields=["revoked_at"], name="cocart_jwt_token_revoked_idx"),
+            # The admin's order (-created_at, then the -pk Django appends), read backwards.
+            models.Index(fields=["created_at", "id"], name="cocart_jwt_token_created_idx"),
         ]
 
     def __str__(self) -> str:

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -32,3 +33,42 @@ def test_bench_auth_runs_and_counts_queries():
     assert rows["knox"] == "2"
     # BEGIN, the locked lookup, claim, slide the session, insert the next token, COMMIT.
     assert rows["cocart_jwt refresh (rotation + reuse detection)"] == "6"
+
+
+@pytest.mark.postgres
+def test_bench_scale_loads_and_measures_every_admin_page():
+    """bench/scale.py on a small data set of its own (reused when loaded already)."""
+    from tests.services import postgres_url
+
+    database = urlsplit(str(postgres_url()))._replace(path="/cocart_jwt_scale_smoke").geturl()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "bench/scale.py",
+            "--sessions",
+            "3000",
+            "--log-entries",
+            "300",
+            "--runs",
+            "1",
+            "--cleanup-batches",
+            "1",
+            "--no-explain",
+        ],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+            "BENCH_SCALE_DATABASE_URL": database,
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    pages = dict(re.findall(r"^\| ([^|]+?) \| [\d,.]+ \| (\d+) \|$", result.stdout, re.M))
+    assert set(pages) >= {"list, first page", "list, page 30", "search by username"}
+    assert "user filter" in pages and "status filter: valid" in pages
+    # The session, its user, the count, the page's sessions and "revoked by": none per row.
+    assert int(pages["list, first page"]) == int(pages["list, page 30"]) <= 6
+    assert "strict authentication, one request" in result.stdout
+    assert "jwt cleanup: 1 batches" in result.stdout

@@ -167,6 +167,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
 # in neither list, so a new one is placed on purpose.
 NOT_SELECTED: dict[str, str] = {
     "test_admin_browser.py": "a browser against a server in another process",
+    "test_admin_scale.py": "the admin's list (admin/ is not a mutated module)",
     "test_cookies_browser.py": "a browser against a server in another process",
     "test_login_csrf_browser.py": "a browser against a server in another process",
     "test_live_server.py": "servers in other processes",

@@ -31,17 +31,22 @@ def search(users: QuerySet[Any], term: str) -> QuerySet[Any]:
     """Every word of ``term`` in the username or, when the model has one, the email."""
     if "\x00" in term:  # PostgreSQL refuses NUL in text: it matches no one (not a 500)
         return users.none()
+    for word in term.split():
+        users = users.filter(user_match(word))
+    return users
+
+
+def user_match(word: str) -> Q:
+    """``word`` in the username or, when the model has one, the email (any case)."""
     model = get_user_model()
     fields = [model.USERNAME_FIELD]
     email = model.get_email_field_name()
     if any(field.name == email for field in model._meta.concrete_fields):
         fields.append(email)
-    for word in term.split():
-        match = Q()
-        for name in fields:
-            match |= Q(**{f"{name}__icontains": word})
-        users = users.filter(match)
-    return users
+    match = Q()
+    for name in fields:
+        match |= Q(**{f"{name}__icontains": word})
+    return match
 
 
 class UserAutocompleteView(AutocompleteJsonView):
