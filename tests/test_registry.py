@@ -18,9 +18,15 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from cocart_jwt import login_links
-from cocart_jwt.managers import IssuedTokens, RefreshError, RefreshTokenReused
+from cocart_jwt.managers import (
+    IssuedTokens,
+    RefreshError,
+    RefreshTokenReused,
+    password_fingerprint,
+    password_unchanged,
+)
 from cocart_jwt.models import RefreshToken, RevokeReason, Status, Token, user_is_active
-from cocart_jwt.signals import refresh_token_reused, token_refreshed, token_revoked
+from cocart_jwt.signals import refresh_token_reused, token_issued, token_refreshed, token_revoked
 from cocart_jwt.store.cached import session_key
 from cocart_jwt.tokens import verify_access_token
 from cocart_jwt.utils import now
@@ -52,6 +58,12 @@ def test_issue_records_ip_and_user_agent_from_the_request(user):
 def test_long_user_agents_are_truncated(user):
     request = RequestFactory().post("/", HTTP_USER_AGENT="x" * 5000)
     assert len(Token.objects.issue(user, request=request).session.user_agent) == 255
+
+
+def test_a_session_issued_without_a_description_has_none(user):
+    issued = Token.objects.issue(user)
+
+    assert Token.objects.get(pk=issued.session.pk).description == ""
 
 
 def test_non_refreshable_session_has_no_refresh_token(user):
@@ -204,6 +216,16 @@ def test_the_cap_evicts_sessions_created_at_the_same_instant_in_id_order(user, s
     assert [(s.pk, s.revoke_reason) for s in revoked] == [("session-a", RevokeReason.MAX_TOKENS)]
 
 
+def test_a_user_model_without_a_password_fingerprints_as_an_empty_password():
+    """A user model need not have a password (a passwordless backend signs its users in).
+    Its sessions stay refreshable, and still do once a ``password`` field (empty) is added."""
+    fingerprint = password_fingerprint(SimpleNamespace())
+
+    assert password_unchanged(SimpleNamespace(), fingerprint)
+    assert password_unchanged(SimpleNamespace(password=""), fingerprint)
+    assert not password_unchanged(SimpleNamespace(password="!unusable"), fingerprint)
+
+
 def test_deleting_the_user_deletes_its_sessions(user):
     Token.objects.issue(user)
     user.delete()
@@ -318,6 +340,51 @@ def test_refresh_of_a_session_expiring_exactly_now_is_refused(user):
         assert Token.objects.get(pk=ending.session.pk).expires_at == ending.session.expires_at
 
 
+def test_a_refresh_that_waits_for_its_sessions_lock_is_judged_when_it_arrived(user):
+    """A refresh can wait for the session's row lock (another request of the session holds
+    it until it commits). A session live when the refresh arrived is extended, not refused
+    because it expired during the wait."""
+    wait = timedelta(seconds=2)
+
+    def lock_granted_late(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.lstrip().upper().startswith("SELECT"):
+            clock.shift(wait)
+        return result
+
+    with time_machine.travel(T0, tick=False) as clock:
+        issued = Token.objects.issue(user, lifetime=timedelta(seconds=1))
+        with connection.execute_wrapper(lock_granted_late):
+            renewed = Token.objects.rotate(issued.refresh_token)
+
+        assert renewed.issued_at == issued.issued_at
+        assert now() > issued.session.expires_at  # the wait outlasted the old expiry
+        assert Token.objects.get(pk=issued.session.pk).refusal_reason() is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_renewal_that_waits_to_begin_its_transaction_is_judged_when_it_arrived(user):
+    """A login carrying its Bearer renews the session; SQLite's BEGIN (IMMEDIATE) can wait
+    for another writer first. A session live when the login arrived is renewed."""
+    wait = timedelta(seconds=2)
+    waited = []
+
+    def begun_late(execute, sql, params, many, context):
+        if not waited:
+            waited.append(sql)
+            clock.shift(wait)
+        return execute(sql, params, many, context)
+
+    with time_machine.travel(T0, tick=False) as clock:
+        issued = Token.objects.issue(user, lifetime=timedelta(seconds=1))
+        with connection.execute_wrapper(begun_late):
+            renewed = Token.objects.renew(issued.session)
+
+        assert waited
+        assert renewed is not None and renewed.issued_at == issued.issued_at
+        assert Token.objects.get(pk=issued.session.pk).refusal_reason() is None
+
+
 def test_access_token_of_a_refreshable_session_never_outlives_it(user):
     with time_machine.travel(T0, tick=False):
         issued = Token.objects.issue(user, lifetime=timedelta(minutes=5))
@@ -392,6 +459,18 @@ RENEWALS = {
     "rotate": lambda issued, request: Token.objects.rotate(issued.refresh_token, request=request),
     "renew": lambda issued, request: Token.objects.renew(issued.session, request=request),
 }
+
+
+def test_a_new_session_sends_token_issued_with_the_token_model_as_sender(user, sent):
+    """docs/signals.md: a receiver connected with ``sender=Token`` hears every new session."""
+    issued_signals = sent(token_issued)
+    request = a_request()
+
+    issued = Token.objects.issue(user, request=request)
+
+    assert [(s, kw["token"].pk, kw["user"], kw["request"]) for s, kw in issued_signals] == [
+        (Token, issued.session.pk, user, request)
+    ]
 
 
 @pytest.mark.parametrize("rotate_refresh_tokens", [True, False], ids=["rotating", "reusable"])
@@ -628,6 +707,22 @@ def test_revoking_a_session_signs_out_the_browser_its_login_link_signed_in(user)
 
     assert browser.session.get("_auth_user_id") is None
     assert bystander.session.get("_auth_user_id") == str(user.pk)
+
+
+def test_revoking_a_session_with_a_link_never_used_ends_its_browser_session_without_an_error(
+    user, caplog
+):
+    """Only the links that signed a browser in hold a key to end; one never used is no
+    failure to report."""
+    session = Token.objects.issue(user, refreshable=False).session
+    browser = signed_in_with_a_login_link(session)
+    login_links.issue(session)  # never used
+
+    with caplog.at_level(logging.INFO, logger="cocart_jwt"):
+        session.revoke(RevokeReason.ADMIN)
+
+    assert browser.session.get("_auth_user_id") is None
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 # --- round trips: what each registry operation costs the database ----------------------------

@@ -4,6 +4,8 @@ entries (snapshots, tombstones, stale markers, touch keys), as the verifier read
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -215,6 +217,58 @@ def test_a_session_with_under_a_second_left_is_not_cached(
 
     assert second == (200, 0 if cached else 1)
     assert isinstance(cache.get(session_cache.session_key(tokens["sid"])), tuple) is cached
+
+
+# -- one clock reading per request -------------------------------------------------------------
+
+SLOW = timedelta(seconds=2)
+
+
+@contextmanager
+def slow_session_reads(clock: Any, monkeypatch: Any) -> Iterator[None]:
+    """The session's row and the session cache's answer arrive SLOW after they were asked
+    for (a loaded database or Redis), on time_machine's clock."""
+
+    def late_row(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        result = execute(sql, params, many, context)
+        if sql.lstrip().upper().startswith("SELECT") and "cocart_jwt_token" in sql:
+            clock.shift(SLOW)
+        return result
+
+    cache = caches["locmem"]
+    ask = cache.get_many
+
+    def late_answer(keys: Any, version: Any = None) -> Any:
+        found = ask(keys, version=version)
+        clock.shift(SLOW)
+        return found
+
+    monkeypatch.setattr(cache, "get_many", late_answer)
+    with connection.execute_wrapper(late_row):
+        yield
+    monkeypatch.undo()
+
+
+@pytest.mark.parametrize("path", ["strict", "cached-miss", "cached-hit"])
+def test_a_request_is_judged_when_it_arrived_however_slowly_its_session_is_read(
+    api_client: Any, user: Any, password: str, settings: Any, monkeypatch: Any, path: str
+) -> None:
+    """A session live when the request arrived serves it even if it expires while its row
+    or cache entry is on the way: the access token's expiry and the session's are judged at
+    the same instant."""
+    if path != "strict":
+        cached_mode(settings, TOUCH_INTERVAL=3600)
+    with time_machine.travel(now(), tick=False) as clock:
+        tokens = login(api_client, "alice", password).json()
+        Token.objects.filter(pk=tokens["sid"]).update(expires_at=now() + timedelta(seconds=1))
+        if path == "cached-hit":
+            assert status_and_queries(api_client, tokens["access_token"]) == (200, 2)  # fills
+
+        with slow_session_reads(clock, monkeypatch):
+            status = api_client.get(ME, **bearer(tokens["access_token"])).status_code
+
+        assert status == 200
+        assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 401
 
 
 # -- cached mode: touch keys -------------------------------------------------------------------

@@ -120,6 +120,9 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_impersonation.py",
         "test_cookies.py",
         "test_login_link.py",
+        # Revocations under a router: where TokenQuerySet.revoke reads the browser session keys.
+        "test_login_link_sessions.py::test_links_sign_in_and_revoke_under_an_app_label_router",
+        "test_login_link_sessions.py::test_the_revocation_reads_the_browser_session_keys_where*",
         "test_binding.py",
         "test_claims_hardening.py",
         "test_secrets_at_rest.py",
