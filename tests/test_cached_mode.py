@@ -381,6 +381,52 @@ def test_a_tombstone_the_backend_reports_unwritten_is_logged_once_and_its_entry_
     ]
 
 
+def test_a_tombstone_that_cannot_be_written_nor_its_entry_deleted_says_the_entry_serves_on(
+    api_client, tokens, user, caplog, monkeypatch
+):
+    """The operator's log line must not claim a clean-up that failed."""
+    warm(api_client, tokens)
+    cache = caches["default"]
+    monkeypatch.setattr(cache, "set_many", lambda data, *args, **kwargs: list(data))
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("the cache went away")
+
+    monkeypatch.setattr(cache, "delete_many", refuse)
+
+    with caplog.at_level(logging.ERROR, logger="cocart_jwt"):
+        Token.objects.revoke_all(user, RevokeReason.ADMIN)
+
+    assert [r.getMessage() for r in cocart_jwt_errors(caplog)] == [
+        "Could not write 1 of 1 revoked marker(s) to the session cache; they serve until they "
+        "expire"
+    ]
+
+
+def test_of_two_tombstones_only_the_one_the_backend_names_as_unwritten_is_dropped(
+    api_client, tokens, user, password, caplog, monkeypatch
+):
+    """A backend that names the keys it could not write (Django's contract): the other
+    tombstone stands (the next request costs no query), the named entry is deleted."""
+    other = login(api_client, "alice", password).json()
+    warm(api_client, tokens)
+    warm(api_client, other)
+    failing = cached.session_key(other["sid"])
+    set_many_answering(monkeypatch, lambda data: [failing])
+
+    with caplog.at_level(logging.ERROR, logger="cocart_jwt"):
+        Token.objects.revoke_all(user, RevokeReason.ADMIN)
+
+    assert [r.getMessage() for r in cocart_jwt_errors(caplog)] == [
+        "Could not write 1 of 2 revoked marker(s) to the session cache; deleted those entries "
+        "instead"
+    ]
+    assert caches["default"].get(cached.session_key(tokens["sid"])) == cached.REVOKED
+    assert caches["default"].get(failing) is None
+    assert status_and_queries(api_client, tokens["access_token"]) == (401, 0)
+    assert status_and_queries(api_client, other["access_token"]) == (401, 1)
+
+
 def refuse_writes(monkeypatch):
     """A cache that answers reads but refuses writes, as Redis at maxmemory does."""
 

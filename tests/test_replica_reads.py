@@ -83,9 +83,25 @@ def snapshot() -> None:
         model._base_manager.using("replica").bulk_create(rows)
 
 
-@pytest.fixture(autouse=True)
-def replica(settings: Any) -> None:
-    settings.DATABASE_ROUTERS = ["tests.test_replica_reads.ReplicaRouter"]
+class AppLabelRouter:
+    """The same set-up written as most routers are, by the model's app label: it reads
+    ``model._meta``, so a question about no model at all fails instead of being answered."""
+
+    APPS = frozenset({"auth", "cocart_jwt"})
+
+    def db_for_read(self, model: Any, **hints: Any) -> str | None:
+        return "replica" if model._meta.app_label in self.APPS else None
+
+    def db_for_write(self, model: Any, **hints: Any) -> str | None:
+        return "default" if model._meta.app_label in self.APPS else None
+
+    def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> bool:
+        return True
+
+
+@pytest.fixture(autouse=True, params=["ReplicaRouter", "AppLabelRouter"])
+def replica(request: pytest.FixtureRequest, settings: Any) -> None:
+    settings.DATABASE_ROUTERS = [f"tests.test_replica_reads.{request.param}"]
 
 
 @pytest.fixture(params=["strict", "cached"])
@@ -343,6 +359,19 @@ def test_a_login_link_made_before_a_password_change_is_refused(client, user, set
     assert client.get(f"{LINK}?{urlencode({'token': token})}").status_code == 410
     assert client.post(LINK, {"token": token}).status_code == 410
     assert not signed_in(user)
+
+
+def test_a_login_link_used_once_is_refused_the_second_time_whatever_the_replica_shows(client, user):
+    _, token = new_link(user)
+    snapshot()  # the replica: the link unused, and it stays so
+
+    assert client.post(LINK, {"token": token}).status_code == 302
+    client.logout()
+    again = client.post(LINK, {"token": token})
+
+    assert again.status_code == 410
+    assert b"already been used" in again.content
+    assert LoginLink.objects.using("replica").get().used_at is None  # the replica still lags
 
 
 def test_a_login_link_the_replica_has_not_seen_yet_signs_in(client, user):
