@@ -207,20 +207,53 @@ def refresh_cases(bench: Bench) -> dict[str, Callable[[], Any]]:
 
 
 def cached_mode_cost(bench: Bench, iterations: int, batches: int) -> list[Result]:
-    """The floor of the cached mode: token verification and one Redis read, nothing else."""
+    """The floors: token verification, one Redis read (cached mode), one primary-key SELECT
+    (strict mode), each alone."""
     from django.core.cache import caches
+    from django.db import connection
 
     from cocart_jwt.models import Token
     from cocart_jwt.tokens import verify_access_token
 
-    token = Token.objects.issue(bench.user).access_token
+    issued = Token.objects.issue(bench.user)
+    token, sid = issued.access_token, issued.session.pk
     cache = caches["default"]
     cache.set("bench:floor", b"x" * 600)
+    table = connection.ops.quote_name(Token._meta.db_table)
+
+    def primary_key_select() -> Any:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s", [sid])  # noqa: S608
+            return cursor.fetchone()
+
     floors = {
         "floor: verify_access_token": lambda: verify_access_token(token),
         "floor: one Redis GET": lambda: cache.get("bench:floor"),
+        "floor: one primary-key SELECT": primary_key_select,
     }
     return measure_all(floors, iterations, batches)
+
+
+def overhead_in_floors(auth: list[Result], floors: list[Result]) -> str:
+    """What each mode adds to a request without authentication, in units of its floor: the
+    verification and the one read it cannot avoid (a Redis GET cached, a primary-key SELECT
+    strict). 1.0x would be that floor and nothing else."""
+    micros = {result.name: result.micros for result in [*auth, *floors]}
+    verify = micros["floor: verify_access_token"]
+    lines = [
+        "### Overhead over no authentication, in floors",
+        "",
+        "| mode | overhead µs | floor µs | overhead / floor |",
+        "|---|---:|---:|---:|",
+    ]
+    for mode, read in (
+        ("cocart_jwt cached", "floor: one Redis GET"),
+        ("cocart_jwt strict", "floor: one primary-key SELECT"),
+    ):
+        overhead = micros[mode] - micros["no auth"]
+        floor = verify + micros[read]
+        lines.append(f"| {mode} | {overhead:,.1f} | {floor:,.1f} | {overhead / floor:.2f}x |")
+    return "\n".join(lines) + "\n"
 
 
 def report(title: str, results: list[Result], baseline: str | None) -> str:
@@ -272,13 +305,12 @@ def main() -> None:
     if args.profile:
         profile(auth, args.profile, iterations)
         return
+    auth_results = measure_all(auth, iterations, batches, settings_for)
+    floor_results = cached_mode_cost(bench, iterations, batches)
     sections = [
-        report(
-            "Authenticated request",
-            measure_all(auth, iterations, batches, settings_for),
-            "simplejwt",
-        ),
-        report("Floor of the cached mode", cached_mode_cost(bench, iterations, batches), None),
+        report("Authenticated request", auth_results, "simplejwt"),
+        report("Floors", floor_results, None),
+        overhead_in_floors(auth_results, floor_results),
         report(
             "Login",
             measure_all(login_cases(bench), iterations // 4, batches),

@@ -33,6 +33,14 @@ def test_bench_auth_runs_and_counts_queries():
     assert rows["knox"] == "2"
     # BEGIN, the locked lookup, claim, slide the session, insert the next token, COMMIT.
     assert rows["cocart_jwt refresh (rotation + reuse detection)"] == "6"
+    assert rows["floor: one primary-key SELECT"] == "1"
+    assert rows["floor: one Redis GET"] == "0"
+    section = result.stdout.split("### Overhead over no authentication, in floors")[1]
+    section = section.split("###")[0]
+    overheads = re.findall(
+        r"^\| (cocart_jwt \w+) \| [-\d,.]+ \| [\d,.]+ \| -?[\d.]+x \|$", section, re.M
+    )
+    assert overheads == ["cocart_jwt cached", "cocart_jwt strict"]
 
 
 @pytest.mark.postgres
