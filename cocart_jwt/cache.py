@@ -122,6 +122,12 @@ class RedisClusterCache(RedisCache):
         return [made[key] for key in failed]
 
 
+def django_redis_client(cache: Any) -> Any | None:
+    """django-redis's client object (``DefaultClient``, ``SentinelClient``...), or None."""
+    client = getattr(cache, "client", None)
+    return client if hasattr(client, "get_client") else None
+
+
 def redis_client(cache: BaseCache) -> Any | None:
     """The redis-py client that writes for ``cache``, or None when it is not a Redis cache.
 
@@ -129,8 +135,8 @@ def redis_client(cache: BaseCache) -> Any | None:
     ``RedisClusterCache``: the ``RedisCluster``, which sends each command of one key to the
     node that holds it.
     """
-    client: Any = getattr(cache, "client", None)
-    if hasattr(client, "get_client"):  # django-redis
+    client = django_redis_client(cache)
+    if client is not None:
         return client.get_client(write=True)
     if isinstance(cache, RedisCache):
         return cache._cache.get_client(write=True)

@@ -23,20 +23,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..cache import django_redis_client
 from ..settings import jwt_settings
 
 logger = logging.getLogger("cocart_jwt")
 
 
-def _redis_client(cache: Any) -> Any:
-    """django-redis's client object (``DefaultClient``, ``SentinelClient``...), or None."""
-    client = getattr(cache, "client", None)
-    return client if hasattr(client, "get_client") else None
-
-
 def on_master(cache: Any) -> dict[str, Any]:
     """Keyword arguments that send a django-redis read to the master (none for other caches)."""
-    client = _redis_client(cache)
+    client = django_redis_client(cache)
     return {} if client is None else {"client": client.get_client(write=True)}
 
 
@@ -48,7 +43,7 @@ def write_and_wait(cache: Any, values: dict[str, Any], ttl: int) -> list[str] | 
     the caller writes the markers itself.
     """
     replicas = jwt_settings.REDIS_WAIT_REPLICAS
-    client = _redis_client(cache)
+    client = django_redis_client(cache)
     if not replicas or client is None:
         return None
     pipeline = client.get_client(write=True).pipeline(transaction=False)
