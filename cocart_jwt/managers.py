@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models, router, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils.crypto import constant_time_compare, salted_hmac
 
+from . import postgres
 from .browser_sessions import end_browser_sessions
 from .choices import RevokeReason, Status
 from .http import client_ip, user_agent
@@ -86,6 +88,15 @@ def password_unchanged(user: AbstractBaseUser, fingerprint: str) -> bool:
     )
 
 
+def has_last_login(user: AbstractBaseUser) -> bool:
+    """Whether the user model keeps ``last_login`` (AbstractBaseUser does; a custom one may not)."""
+    try:
+        type(user)._meta.get_field("last_login")
+    except FieldDoesNotExist:
+        return False
+    return True
+
+
 def related_model(model: type[models.Model], name: str) -> Any:
     """The model at the other end of ``model``'s relation ``name``: how the managers reach
     ``RefreshToken`` and ``LoginLink`` without importing models.py, which imports them."""
@@ -96,6 +107,31 @@ def refresh_tokens(session: Token) -> models.QuerySet[Any]:
     """The session's family, without building a related manager (hot path of refresh)."""
     family = related_model(type(session), "refresh_tokens")
     return family._default_manager.filter(session_id=session.pk)
+
+
+def announce_revoked(
+    model: type[Token], sessions: list[Token], revoked: list[Token], reason: str
+) -> None:
+    """What follows a revocation, before its commit: tombstone the cache entries of
+    ``sessions`` (revoked now, or repaired), end the browser sessions their login links started
+    (``has_browser_session``), send ``token_revoked`` for those ``revoked`` now.
+
+    Before the commit: a rollback leaves a tombstone on a live session (refused until the
+    entry expires) or a browser signed out, never a revoked session that still works.
+    """
+    cached.mark_revoked(session.pk for session in sessions)
+    started = [s.pk for s in sessions if getattr(s, "has_browser_session", False)]
+    if started:
+        links = related_model(model, "login_links")
+        sealed = (
+            links._default_manager.using(router.db_for_write(links))
+            .filter(session_id__in=started)
+            .exclude(django_session_key="")
+            .values_list("pk", "django_session_key")
+        )
+        end_browser_sessions(sealed)
+    for session in revoked:
+        token_revoked.send(model, token=session, user=session.user, reason=reason)
 
 
 # issue, renew and revoke run in a transaction of their own, or join the caller's without a
@@ -142,14 +178,9 @@ class TokenQuerySet(models.QuerySet["Token"]):
                 self.model._default_manager.filter(pk__in=[s.pk for s in revoked]).update(
                     revoked_at=at, revoke_reason=reason
                 )
-            # Before the commit: a rollback leaves a tombstone on a live session (refused
-            # until the entry expires) or a browser signed out, never a revoked session
-            # that still works.
-            cached.mark_revoked(session.pk for session in sessions)
-            self._end_browser_sessions(sessions)
             for session in revoked:
                 session.revoked_at, session.revoke_reason = at, reason
-                token_revoked.send(self.model, token=session, user=session.user, reason=reason)
+            announce_revoked(self.model, sessions, revoked, reason)
         return revoked
 
     def _lock_for_revoke(self, at: datetime) -> list[Token]:
@@ -168,18 +199,6 @@ class TokenQuerySet(models.QuerySet["Token"]):
             .order_by("created_at")
         )
 
-    def _end_browser_sessions(self, sessions: list[Token]) -> None:
-        started = [s.pk for s in sessions if getattr(s, "has_browser_session", False)]
-        if started:
-            links = related_model(self.model, "login_links")
-            sealed = (
-                links._default_manager.using(router.db_for_write(links))
-                .filter(session_id__in=started)
-                .exclude(django_session_key="")
-                .values_list("pk", "django_session_key")
-            )
-            end_browser_sessions(sealed)
-
 
 class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore[misc]
     def issue(
@@ -192,11 +211,15 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         claims: dict[str, Any] | None = None,
         request: HttpRequest | None = None,
         holder_request: bool = True,
+        login: bool = False,
     ) -> IssuedTokens:
         """Start a session for ``user`` and mint its first tokens.
 
         The user's row is locked first so that parallel logins cannot all see room under
-        ``MAX_TOKENS_PER_USER``; the oldest live sessions beyond the cap are revoked.
+        ``MAX_TOKENS_PER_USER``; the oldest live sessions beyond the cap are revoked. A
+        ``login`` also sets the user's ``last_login``, with the statement that locks.
+        On PostgreSQL the lock, the eviction and the inserts are one round trip
+        (``cocart_jwt.postgres``).
 
         The session records the IP and user agent of ``request`` when it is the holder's
         (``holder_request``). Without one (the CLI) or for another user's request (an admin
@@ -204,15 +227,17 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         """
         lifetime = jwt_settings.REFRESH_TOKEN_LIFETIME if lifetime is None else lifetime
         holder = request if holder_request else None
-        with transaction.atomic(savepoint=False):
-            cap = jwt_settings.MAX_TOKENS_PER_USER
-            if cap:
+        using = router.db_for_write(self.model)
+        pipelined = postgres.supported(using)
+        cap = jwt_settings.MAX_TOKENS_PER_USER
+        writes_last_login = login and has_last_login(user)
+        with transaction.atomic(using=using, savepoint=False):
+            if cap and not pipelined:
                 self._lock_user(user)
-            # Read the clock under the lock: created_at then orders sessions as the cap does.
+            # Read the clock after the lock when it is a statement of its own: created_at
+            # then orders sessions as the cap does.
             at = now()
-            if cap:
-                self._evict_beyond_cap(user, cap, at)
-            session = self.create(
+            session = self.model(
                 user=user,
                 created_at=at,
                 expires_at=at + min(lifetime, jwt_settings.SESSION_MAX_LIFETIME),
@@ -224,7 +249,36 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
                 claims=claims or {},
                 password_fingerprint=password_fingerprint(user),
             )
-            refresh_token = self._add_refresh_token(session, at) if refreshable else None
+            refresh_token = new_refresh_token() if refreshable else None
+            family = related_model(self.model, "refresh_tokens")
+            first = None
+            if refresh_token is not None:
+                first = family(session_id=session.pk, token_hash=sha256_hex(refresh_token))
+                first.created_at = at
+            if pipelined:
+                evicted = postgres.issue(
+                    session,
+                    first,
+                    keep=cap - 1 if cap else None,
+                    reason=RevokeReason.MAX_TOKENS,
+                    last_login=at if writes_last_login else None,
+                    using=using,
+                )
+                session._state.adding, session._state.db = False, using
+                revoked = [row.session for row in evicted]
+                for row in evicted:
+                    row.session.has_browser_session = row.has_browser_session  # type: ignore[attr-defined]
+                announce_revoked(self.model, revoked, revoked, RevokeReason.MAX_TOKENS)
+            else:
+                if writes_last_login:
+                    get_user_model()._default_manager.filter(pk=user.pk).update(last_login=at)
+                if cap:
+                    self._evict_beyond_cap(user, cap, at)
+                session.save(force_insert=True, using=using)
+                if first is not None:
+                    first.save(force_insert=True, using=using)
+            if writes_last_login:
+                user.last_login = at
             access = mint_access_token(session, user, at)
             token_issued.send(self.model, token=session, user=user, request=request)
         return IssuedTokens(
@@ -253,10 +307,14 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
     def rotate(self, refresh_token: str, *, request: HttpRequest | None = None) -> IssuedTokens:
         """Exchange a refresh token for new tokens, or raise ``RefreshError``.
 
-        The session row is locked; then the presented token is claimed with a conditional
-        UPDATE, so of N concurrent uses exactly one wins and the others are reuse.
+        The presented token is claimed with a conditional UPDATE, so of N concurrent uses
+        exactly one wins and the others are reuse. On PostgreSQL, the claim, the session's new
+        expiry and the next token are one statement (``cocart_jwt.postgres``).
         """
         digest = sha256_hex(refresh_token)
+        using = router.db_for_write(self.model)
+        if postgres.supported(using):
+            return self._rotate_in_one_statement(refresh_token, digest, using, request)
         at = now()
         with transaction.atomic():  # a savepoint: callers may catch RefreshError
             session = (
@@ -275,6 +333,38 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
             claimed = refresh_tokens(session).filter(token_hash=digest, used_at__isnull=True)
             if claimed.update(used_at=at):
                 return self._extend(session, at, request)
+        self._handle_reuse(session, request)
+        raise RefreshTokenReused(f"refresh token reused; session {session.pk} revoked")
+
+    def _rotate_in_one_statement(
+        self, refresh_token: str, digest: str, using: str, request: HttpRequest | None
+    ) -> IssuedTokens:
+        """``rotate`` on PostgreSQL: BEGIN, one statement, COMMIT. The statement returns the
+        session and user as they were; a check they fail rolls it back."""
+        at = now()
+        child = new_refresh_token() if jwt_settings.ROTATE_REFRESH_TOKENS else None
+        with transaction.atomic(using=using):  # a savepoint: callers may catch RefreshError
+            done = postgres.rotate(
+                digest,
+                None if child is None else sha256_hex(child),
+                at=at,
+                slide_to=at + jwt_settings.REFRESH_TOKEN_LIFETIME,
+                max_lifetime=jwt_settings.SESSION_MAX_LIFETIME,
+                using=using,
+            )
+            if done is None:
+                raise RefreshError("unknown refresh token")
+            session = done.session
+            self._check_refreshable(session, at)
+            if done.claimed:
+                if done.expires_at is None:  # revoked between the statement's read and write
+                    raise RefreshError(f"session {session.pk} was revoked meanwhile")
+                session.expires_at, session.last_used_at = done.expires_at, at
+                fingerprint = password_fingerprint(session.user)
+                if fingerprint != session.password_fingerprint:  # made with a fallback key
+                    self.filter(pk=session.pk).update(password_fingerprint=fingerprint)
+                    session.password_fingerprint = fingerprint
+                return self._issued(session, at, request, child or refresh_token)
         self._handle_reuse(session, request)
         raise RefreshTokenReused(f"refresh token reused; session {session.pk} revoked")
 
@@ -317,6 +407,12 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         )
         if refresh_token is None:
             refresh_token = self._add_refresh_token(session, at)
+        return self._issued(session, at, request, refresh_token)
+
+    def _issued(
+        self, session: Token, at: datetime, request: HttpRequest | None, refresh_token: str
+    ) -> IssuedTokens:
+        """Mint the access token of a renewed or refreshed session; send token_refreshed."""
         access = mint_access_token(session, session.user, at)
         token_refreshed.send(self.model, token=session, user=session.user, request=request)
         return IssuedTokens(

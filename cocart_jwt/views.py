@@ -226,7 +226,7 @@ class LoginView(CookieSettingView):
             user_logged_in.send(sender=type(user), request=request._request, user=user)
             issued = self.renew_bearer_session(request, user)
             if issued is None:
-                issued = Token.objects.issue(user, request=request._request)
+                issued = Token.objects.issue(user, request=request._request, login=True)
         return token_response(issued)
 
     def get_credentials(self, request: Request) -> tuple[str, str]:

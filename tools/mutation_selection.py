@@ -195,6 +195,7 @@ NOT_SELECTED: dict[str, str] = {
     "test_redis_sentinel.py": "needs a Redis Sentinel set (the mutation run has local memory)",
     "test_redis_timeouts.py": "needs a redis-server of its own, stopped with SIGSTOP",
     "test_redis_replication.py": "store/replication.py, not a mutated module (Redis WAIT)",
+    "test_round_trips.py": "needs PostgreSQL (postgres.py, not a mutated module: pipelined SQL)",
 }
 
 STATS_FILE = "mutmut-stats.json"  # in mutants/, where mutmut runs pytest
