@@ -26,7 +26,7 @@ from .settings import jwt_settings
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
-    from .managers import IssuedTokens
+    from .issued import IssuedTokens
 
 SAMESITE_VALUES = frozenset({"Lax", "Strict", "None"})
 

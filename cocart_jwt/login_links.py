@@ -29,8 +29,8 @@ from django.utils.translation import gettext_lazy as _
 
 from .browser_sessions import KEY_MAX_LENGTH, revocable_browser_sessions, seal
 from .choices import Refusal
-from .managers import password_fingerprint, password_unchanged
 from .models import LoginLink, Token
+from .passwords import password_fingerprint, password_unchanged
 from .primary import on_primary, primary_db
 from .settings import jwt_settings
 from .utils import now, sha256_hex

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import logging
-import secrets
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import FieldDoesNotExist
 from django.db import models, router, transaction
 from django.db.models import Exists, F, OuterRef, Q
-from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.crypto import constant_time_compare
 
 from . import postgres
 from .browser_sessions import end_browser_sessions
 from .choices import RevokeReason, Status
 from .http import client_ip, user_agent
+from .issued import IssuedTokens, RefreshError, RefreshTokenReused, new_refresh_token
+from .passwords import has_last_login, password_fingerprint, password_unchanged
 from .primary import on_primary
 from .settings import jwt_settings
 from .signals import refresh_token_reused, token_issued, token_refreshed, token_revoked
@@ -33,68 +31,6 @@ if TYPE_CHECKING:
     from .models import Token
 
 logger = logging.getLogger("cocart_jwt")
-
-REFRESH_TOKEN_BYTES = 32  # 256 bits
-PASSWORD_FINGERPRINT_SALT = "cocart_jwt.password_fingerprint"  # noqa: S105 (a salt)
-
-
-class RefreshError(Exception):
-    """A refresh token was refused. The message is for the log and never holds the token."""
-
-
-class RefreshTokenReused(RefreshError):
-    """An already-rotated refresh token came back: its session has been revoked."""
-
-
-@dataclass(frozen=True)
-class IssuedTokens:
-    """What a login, refresh or admin issue hands to the client, once."""
-
-    session: Token
-    user: AbstractBaseUser
-    access_token: str = field(repr=False)  # never in a repr: it could reach a log
-    access_expires_at: datetime
-    refresh_token: str | None = field(repr=False)
-    issued_at: datetime
-    access_claims: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @property
-    def expires_in(self) -> int:
-        return max(0, int((self.access_expires_at - self.issued_at).total_seconds()))
-
-    @property
-    def refresh_expires_in(self) -> int | None:
-        if self.refresh_token is None:
-            return None
-        return max(0, int((self.session.expires_at - self.issued_at).total_seconds()))
-
-
-def new_refresh_token() -> str:
-    return jwt_settings.TOKEN_PREFIX + secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
-
-
-def password_fingerprint(user: AbstractBaseUser, secret: str | bytes | None = None) -> str:
-    password = getattr(user, "password", "") or ""
-    return salted_hmac(
-        PASSWORD_FINGERPRINT_SALT, password, secret=secret, algorithm="sha256"
-    ).hexdigest()
-
-
-def password_unchanged(user: AbstractBaseUser, fingerprint: str) -> bool:
-    secrets_in_use = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return any(
-        constant_time_compare(password_fingerprint(user, secret), fingerprint)
-        for secret in secrets_in_use
-    )
-
-
-def has_last_login(user: AbstractBaseUser) -> bool:
-    """Whether the user model keeps ``last_login`` (AbstractBaseUser does; a custom one may not)."""
-    try:
-        type(user)._meta.get_field("last_login")
-    except FieldDoesNotExist:
-        return False
-    return True
 
 
 def related_model(model: type[models.Model], name: str) -> Any:
@@ -345,6 +281,7 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         child = new_refresh_token() if jwt_settings.ROTATE_REFRESH_TOKENS else None
         with transaction.atomic(using=using):  # a savepoint: callers may catch RefreshError
             done = postgres.rotate(
+                self.model,
                 digest,
                 None if child is None else sha256_hex(child),
                 at=at,

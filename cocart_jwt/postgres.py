@@ -248,6 +248,7 @@ class Rotation:
 
 
 def rotate(
+    token_model: type[Token],
     token_hash: str,
     child_hash: str | None,
     *,
@@ -256,17 +257,16 @@ def rotate(
     max_lifetime: timedelta,
     using: str,
 ) -> Rotation | None:
-    """Claim the refresh token of hash ``token_hash`` (unless ``child_hash`` is None: rotation
-    off), slide its session (never past ``created_at + max_lifetime``) and insert the next
-    token, of hash ``child_hash``, in one statement. None when no refresh token has that hash.
-    Call it inside a transaction."""
-    from .models import RefreshToken, Token
-
+    """Claim the refresh token of hash ``token_hash`` (in ``token_model``'s family; unless
+    ``child_hash`` is None: rotation off), slide its session (never past ``created_at +
+    max_lifetime``) and insert the next token, of hash ``child_hash``, in one statement. None
+    when no refresh token has that hash. Call it inside a transaction."""
+    family = token_model._meta.get_field("refresh_tokens").related_model
     q = lambda name: quote(using, name)  # noqa: E731
-    token_table, family_table = q(Token._meta.db_table), q(RefreshToken._meta.db_table)
+    token_table, family_table = q(token_model._meta.db_table), q(family._meta.db_table)
     user_model = get_user_model()
     user_table = q(user_model._meta.db_table)
-    sessions, users = Columns(Token, "s", using), Columns(user_model, "u", using)
+    sessions, users = Columns(token_model, "s", using), Columns(user_model, "u", using)
     params: list[Any] = [token_hash]
     if child_hash is None:
         claimed, child = "claimed AS (SELECT session_id FROM presented)", ""

@@ -8,7 +8,7 @@ from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from .managers import IssuedTokens
+from .issued import IssuedTokens
 from .models import Token
 
 # Far above any real credential, far below anything that costs the server.

@@ -36,8 +36,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from . import cookies, ratelimit
 from .authentication import JWTAuthentication
 from .http import client_ip, no_store
+from .issued import IssuedTokens, RefreshError
 from .keys import keyring
-from .managers import IssuedTokens, RefreshError
 from .models import Token
 from .parsers import JSONParser
 from .primary import primary_reads
