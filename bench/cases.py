@@ -1,0 +1,180 @@
+"""The cases bench/auth.py measures: one DRF request per scheme, the floors, login and
+refresh of each library, and the settings each case runs under."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+Cases = dict[str, Callable[[], Any]]
+
+SIMPLEJWT_REFRESH = "simplejwt refresh (rotation + blacklist)"
+COCART_REFRESH = "cocart_jwt refresh (rotation + reuse detection)"
+COCART_LOGIN = "cocart_jwt login"
+COCART_LOGIN_ALONE = "cocart_jwt login, without update_last_login"
+
+
+class Bench:
+    def __init__(self) -> None:
+        from django.contrib.auth import get_user_model
+        from django.urls import resolve
+        from rest_framework.test import APIRequestFactory
+
+        self.factory = APIRequestFactory()
+        self.resolve = resolve
+        user_model = get_user_model()
+        user_model.objects.filter(username__in=["bench", "bench-login"]).delete()
+        self.user = user_model.objects.create_user("bench", "bench@example.com", "bench-pass")
+        # Logins have a user of their own: at the session cap after ten logins, each further
+        # one revokes its oldest session, never one the other cases use.
+        self.login_user = user_model.objects.create_user(
+            "bench-login", "bench-login@example.com", "bench-pass"
+        )
+
+    def view(self, path: str) -> Any:
+        return self.resolve(path).func
+
+    def get(self, path: str, authorization: str | None) -> Callable[[], Any]:
+        view, extra = self.view(path), {}
+        if authorization:
+            extra["HTTP_AUTHORIZATION"] = authorization
+
+        def call() -> Any:
+            response = view(self.factory.get(path, **extra))
+            assert response.status_code == 200, (path, response.status_code)
+            return response.render()
+
+        return call
+
+    def post(
+        self, path: str, body: Callable[[], dict[str, str]], **extra: str
+    ) -> Callable[[], Any]:
+        view = self.view(path)
+
+        def call() -> Any:
+            response = view(self.factory.post(path, body(), format="json", **extra))
+            assert response.status_code == 200, (path, response.status_code, response.data)
+            return response.render()
+
+        return call
+
+    def chained_refresh(self, path: str, field: str, first: str, answer: str) -> Callable[[], Any]:
+        """Each refresh presents the refresh token the previous one returned (rotation)."""
+        state = {"token": first}
+        request = self.post(path, lambda: {field: state["token"]})
+
+        def call() -> Any:
+            response = request()
+            state["token"] = response.data[answer]
+            return response
+
+        return call
+
+
+def auth_cases(bench: Bench) -> Cases:
+    from knox.models import AuthToken
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from cocart_jwt.models import Token
+
+    simplejwt = str(RefreshToken.for_user(bench.user).access_token)
+    knox = AuthToken.objects.create(bench.user)[1]
+    cocart = Token.objects.issue(bench.user).access_token
+    return {
+        "no auth": bench.get("/ping/none/", None),
+        "simplejwt": bench.get("/ping/simplejwt/", f"Bearer {simplejwt}"),
+        "knox": bench.get("/ping/knox/", f"Token {knox}"),
+        "cocart_jwt strict": bench.get("/ping/cocart/", f"Bearer {cocart}"),
+        "cocart_jwt cached": bench.get("/ping/cocart/", f"Bearer {cocart}"),
+    }
+
+
+def floor_cases(bench: Bench) -> Cases:
+    """The floors: token verification, one Redis read (cached mode), one primary-key SELECT
+    (strict mode), each alone."""
+    from django.core.cache import caches
+    from django.db import connection
+
+    from cocart_jwt.models import Token
+    from cocart_jwt.tokens import verify_access_token
+
+    issued = Token.objects.issue(bench.user)
+    token, sid = issued.access_token, issued.session.pk
+    cache = caches["default"]
+    cache.set("bench:floor", b"x" * 600)
+    table = connection.ops.quote_name(Token._meta.db_table)
+
+    def primary_key_select() -> Any:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s", [sid])  # noqa: S608
+            return cursor.fetchone()
+
+    return {
+        "floor: verify_access_token": lambda: verify_access_token(token),
+        "floor: one Redis GET": lambda: cache.get("bench:floor"),
+        "floor: one primary-key SELECT": primary_key_select,
+    }
+
+
+def login_cases(bench: Bench) -> Cases:
+    import base64
+
+    credentials = {"username": "bench-login", "password": "bench-pass"}
+    basic = "Basic " + base64.b64encode(b"bench-login:bench-pass").decode()
+    cocart = bench.post("/cocart/login/", lambda: credentials)
+    return {
+        "simplejwt login": bench.post("/simplejwt/login/", lambda: credentials),
+        "knox login": bench.post("/knox/login/", dict, HTTP_AUTHORIZATION=basic),
+        COCART_LOGIN: cocart,
+        COCART_LOGIN_ALONE: cocart,
+    }
+
+
+def refresh_cases(bench: Bench) -> Cases:
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from cocart_jwt.models import Token
+
+    return {
+        SIMPLEJWT_REFRESH: bench.chained_refresh(
+            "/simplejwt/refresh/", "refresh", str(RefreshToken.for_user(bench.user)), "refresh"
+        ),
+        COCART_REFRESH: bench.chained_refresh(
+            "/cocart/refresh/",
+            "refresh_token",
+            str(Token.objects.issue(bench.user).refresh_token),
+            "refresh_token",
+        ),
+    }
+
+
+def context_for(name: str) -> AbstractContextManager[Any]:
+    if name == "cocart_jwt cached":
+        return cached_mode()
+    if name == COCART_LOGIN_ALONE:
+        return without_update_last_login()
+    return nullcontext()
+
+
+def cached_mode() -> Any:
+    """Settings of the cached case, entered once around its measurement."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    return override_settings(COCART_JWT={**settings.COCART_JWT, "SESSION_CACHE_TTL": 300})
+
+
+@contextmanager
+def without_update_last_login() -> Iterator[None]:
+    """Django's own receiver of user_logged_in off (django.contrib.auth's AppConfig connects
+    it under this dispatch_uid), connected again after."""
+    from django.contrib.auth.models import update_last_login
+    from django.contrib.auth.signals import user_logged_in
+
+    was_connected = user_logged_in.disconnect(dispatch_uid="update_last_login")
+    try:
+        yield
+    finally:
+        if was_connected:
+            user_logged_in.connect(update_last_login, dispatch_uid="update_last_login")
