@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -347,3 +348,34 @@ def test_stale_fill_after_a_revocation_does_not_bring_the_session_back(
 
     assert entry(pair["sid"]) == cached.REVOKED
     assert_refused(b, a, pair)
+
+
+# -- last_used_at: one write per TOUCH_INTERVAL, whichever process serves ----------------------
+
+
+def test_a_due_touch_is_written_by_one_process_once_per_interval(
+    live: tuple[Server, Server], user: Any, password: str
+) -> None:
+    """The touch key one process claims holds the other back: after A's write, B writes
+    nothing even when last_used_at looks old to the database, until the key expires."""
+    a, b = live
+    pair = a.login(user.username, password)
+    warm(live, pair)
+    long_ago = now() - timedelta(hours=1)
+    touched = Token.objects.filter(pk=pair["sid"])
+    caches["default"].delete(touch_key(pair["sid"]))  # the touch is due, as its expiry makes it
+    touched.update(last_used_at=long_ago)
+
+    assert a.me(pair["access_token"]) == 200
+    assert touched.get().last_used_at > long_ago  # A claimed the touch and wrote
+    touched.update(last_used_at=long_ago)  # the database alone would let B write again
+    assert [b.me(pair["access_token"]), a.me(pair["access_token"])] == [200, 200]
+    assert touched.get().last_used_at == long_ago  # the touch key held both back
+
+    caches["default"].delete(touch_key(pair["sid"]))  # the interval is over
+    assert b.me(pair["access_token"]) == 200
+    assert touched.get().last_used_at > long_ago
+
+
+def touch_key(sid: str) -> str:
+    return "cocart_jwt:{" + sid + "}:touch"

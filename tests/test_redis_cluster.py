@@ -122,16 +122,60 @@ def test_sessions_spread_over_the_nodes(cluster, api_client, user, password):
 # -- cached mode ---------------------------------------------------------------------------------
 
 
-def test_a_warm_request_is_one_mget_on_one_node_and_no_sql(
-    cluster, api_client, tokens, django_assert_num_queries
-):
-    warm(api_client, tokens)
-    reset_command_stats(cluster)
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every command the cluster client of this process sends, from here on."""
+    from redis.cluster import RedisCluster
 
-    with django_assert_num_queries(0):
+    commands: list[str] = []
+    execute = RedisCluster.execute_command
+
+    def counted(self: RedisCluster, *args: Any, **options: Any) -> Any:
+        commands.append(str(args[0]).upper())
+        return execute(self, *args, **options)
+
+    monkeypatch.setattr(RedisCluster, "execute_command", counted)
+    return commands
+
+
+def nodes_that_ran_commands(cluster: Any) -> dict[str, Counter[str]]:
+    """The commands each primary ran since the last reset, for those that ran any (INFO and
+    CONFIG aside); a script's own commands count on its node besides the script."""
+    ran = {}
+    for node in cluster.get_primaries():
+        stats = cluster.info("commandstats", target_nodes=node)
+        commands = Counter(
+            {
+                name.removeprefix("cmdstat_"): stat["calls"]
+                for name, stat in stats.items()
+                if name.removeprefix("cmdstat_") not in ("info", "config|resetstat", "config")
+            }
+        )
+        if commands:
+            ran[node.name] = commands
+    return ran
+
+
+@pytest.mark.parametrize("touch_due", [False, True], ids=["warm", "touch-due"])
+def test_a_request_is_one_command_on_the_sessions_node(
+    cluster, api_client, tokens, sent, django_assert_num_queries, touch_due
+):
+    """The entry and the touch claim: one EVALSHA, on the node of the session's slot, whose
+    script GETs the entry, sees whether the touch key EXISTS, and SETs it when it is due; no
+    SQL but the last_used_at write."""
+    warm(api_client, tokens)
+    if touch_due:
+        caches["cluster"].delete(cached.touch_key(tokens["sid"]))  # as its expiry would
+    node = cluster.get_node_from_key(stored_key(cached.session_key(tokens["sid"]))).name
+    reset_command_stats(cluster)
+    sent.clear()
+
+    with django_assert_num_queries(1 if touch_due else 0):
         assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 200
 
-    assert commands_sent(cluster) == Counter({"mget": 1})
+    assert sent == ["EVALSHA"]
+    in_script = Counter({"get": 1, "exists": 1, "set": 1 if touch_due else 0})
+    assert nodes_that_ran_commands(cluster) == {node: Counter({"evalsha": 1}) + in_script}
 
 
 def logout(client: Any, tokens: dict[str, Any], password: str) -> None:

@@ -207,6 +207,29 @@ def test_cached_mode_serves_from_the_sentinel_master(
     assert redis_set.master().exists(redis_set.key(tokens["sid"]))
 
 
+def commands_run(client: Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): stat["calls"] for name, stat in stats.items()}
+
+
+def test_the_lookup_is_one_command_on_the_master_and_none_on_the_replica(
+    api_client: Any, tokens: dict[str, Any], redis_set: SentinelSet, django_assert_num_queries: Any
+) -> None:
+    """django-redis's SentinelClient would read a replica; the lookup's script goes to the
+    master, whatever the number of requests."""
+    warm(api_client, tokens, redis_set)
+    master, replica = redis_set.master(), redis_set.replica()
+    for server in (master, replica):
+        server.config_resetstat()
+
+    with django_assert_num_queries(0):
+        for _ in range(3):
+            assert api_client.get(ME, **bearer(tokens["access_token"])).status_code == 200
+
+    assert commands_run(master).get("evalsha") == 3
+    assert not {"evalsha", "get", "mget", "exists"} & set(commands_run(replica))
+
+
 def test_a_revocation_holds_at_once_while_the_replica_lags(
     api_client: Any, tokens: dict[str, Any], redis_set: SentinelSet
 ) -> None:

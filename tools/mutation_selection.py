@@ -89,6 +89,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_newcomer_checks.py",
         "test_login_link_sessions.py",
         "test_replica_reads.py",
+        "test_snapshot_instances.py",
     ),
     "store.cached": (
         "test_session_store.py",
@@ -204,6 +205,7 @@ NOT_SELECTED: dict[str, str] = {
     "test_redis_timeouts.py": "needs a redis-server of its own, stopped with SIGSTOP",
     "test_redis_replication.py": "store/replication.py, not a mutated module (Redis WAIT)",
     "test_round_trips.py": "needs PostgreSQL (postgres.py, not a mutated module: pipelined SQL)",
+    "test_cached_lookup.py": "needs Redis (the mutation run has local memory)",
 }
 
 STATS_FILE = "mutmut-stats.json"  # in mutants/, where mutmut runs pytest

@@ -14,10 +14,25 @@ The rules that keep a revoked session from coming back:
   the database just before a revocation cannot replace the tombstone with a live snapshot;
 * ``STALE`` may replace anything: it only ever sends requests to the database.
 
-A second key, ``cocart_jwt:{<sid>}:touch``, exists while ``last_used_at`` is fresh; it is read
-in the same round trip (MGET) as the entry. Both keys carry the sid as their hash tag, so a
-Redis Cluster keeps them in one slot and the MGET stays one command on one node. Any cache
-error falls back to the strict query.
+A second key, ``cocart_jwt:{<sid>}:touch``, exists while ``last_used_at`` is fresh: the request
+that creates it (``SET NX`` with a TTL of ``TOUCH_INTERVAL``) writes ``last_used_at``, once it
+is accepted. The lookup reads the entry and claims the touch key together: on Redis in one
+command, a Lua script (``redis_lookup``); on other caches ``get_many`` of both keys, then
+``add`` of the touch key when it was absent. Both keys carry the sid as their hash tag, so a
+Redis Cluster keeps them in one slot and the script runs on one node.
+
+The claim is made before the session is judged, since on Redis it rides on the read:
+
+* a tombstone never claims (the script compares the entry with the encoded tombstone): a
+  refused session writes nothing, however often its tokens are retried;
+* a miss or ``STALE`` claims: the session read from the database writes ``last_used_at`` if
+  it is live; if the database refuses it, the claim is spent on nothing (its tombstone, written
+  next, then answers);
+* a snapshot claims, and writes if it is live.
+
+Any cache error falls back to the strict query. A Redis that answers reads and refuses writes
+(``maxmemory``) still answers the lookup: the touch claim then says it cannot tell, and the
+request asks the session's own ``last_used_at``, as strict mode does.
 On a replicated Redis the lookup reads the master, and markers can WAIT for replicas
 (``replication``).
 
@@ -37,7 +52,7 @@ from django.core.cache import caches
 
 from ..settings import jwt_settings
 from ..utils import OutageLog
-from . import replication
+from . import redis_lookup, replication
 
 if TYPE_CHECKING:
     from django.core.cache.backends.base import BaseCache
@@ -87,10 +102,15 @@ DELETED = (
 
 @dataclass(frozen=True)
 class Lookup:
-    """What the cache knows of a session: ``entry`` is a snapshot, a marker, or None."""
+    """What the cache knows of a session: ``entry`` is a snapshot, a marker, or None.
+
+    ``touch_claimed``: whether this request claimed the touch key (it then writes
+    ``last_used_at``); None when the cache could not say (the caller asks the session's own
+    ``last_used_at``, as strict mode does).
+    """
 
     entry: Any = None
-    touch_due: bool = True
+    touch_claimed: bool | None = None
     available: bool = True
 
     @property
@@ -103,18 +123,42 @@ class Lookup:
 
 
 def lookup(sid: str) -> Lookup:
-    """One round trip: the session entry and its touch key."""
-    key = session_key(sid)
+    """The session's entry, and the touch claimed unless the entry is a tombstone: one
+    command on Redis (``redis_lookup``); on other caches ``get_many``, then ``add`` of the
+    touch key when it was absent."""
+    key, touch = session_key(sid), touch_key(sid)
     try:
-        cache = _cache()
-        # The read from the master: django-redis only, out of the mutation run's reach.
-        master = replication.on_master(cache)  # pragma: no mutate
-        found = cache.get_many([key, touch_key(sid)], **master)
+        redis = redis_lookup.for_alias(jwt_settings.CACHE, REVOKED)
+        # Redis itself: out of the mutation run's reach (SQLite and local memory), pinned by
+        # the tests marked redis (docs/testing.md, "Lines the mutation run does not mutate").
+        if redis is not None:  # pragma: no mutate block
+            scripted = redis.read(key, touch, _touch_seconds())
+        else:
+            cache = _cache()
+            # The django-redis clients redis_lookup leaves to the cache API read the master.
+            master = replication.on_master(cache)  # pragma: no mutate
+            found = cache.get_many([key, touch], **master)
     except Exception as exc:  # any backend error: fall back to the database
         reads.failed(exc, STRICT_FALLBACK)
         return Lookup(available=False)
     reads.ok()
-    return Lookup(entry=found.get(key), touch_due=touch_key(sid) not in found)
+    if redis is not None:  # pragma: no mutate block
+        return _claimed(scripted.entry, scripted.claim)
+    entry = found.get(key)
+    if touch in found or entry == REVOKED:
+        return Lookup(entry=entry, touch_claimed=False)
+    return _claimed(entry, _claim_touch(cache, touch))
+
+
+def _claimed(entry: Any, claim: bool | Exception) -> Lookup:
+    """The touch claimed or not, or the error its write met (a Redis at ``maxmemory`` answers
+    the read and refuses the write): then the cache cannot say."""
+    if isinstance(claim, Exception):
+        writes.failed(claim, UNCACHED)
+        return Lookup(entry=entry)
+    if claim:
+        writes.ok()
+    return Lookup(entry=entry, touch_claimed=claim)
 
 
 def add(sid: str, entry: Any, ttl: int) -> None:
@@ -186,12 +230,17 @@ def _delete(keys: Iterable[str]) -> bool:
     return True
 
 
-def claim_touch(sid: str) -> bool | None:
-    """True for the one request per TOUCH_INTERVAL that should write ``last_used_at``; None
-    when the cache cannot say (the caller then asks the session's own ``last_used_at``)."""
-    interval = max(1, int(jwt_settings.TOUCH_INTERVAL.total_seconds()))
-    claimed = _safely(lambda c: c.add(touch_key(sid), 1, interval))
-    return None if claimed is None else bool(claimed)
+def _touch_seconds() -> int:
+    return max(1, int(jwt_settings.TOUCH_INTERVAL.total_seconds()))
+
+
+def _claim_touch(cache: BaseCache, touch: str) -> bool | Exception:
+    """``add`` of the touch key: True for the one request per TOUCH_INTERVAL that writes
+    ``last_used_at``; the error when the cache could not write."""
+    try:
+        return bool(cache.add(touch, 1, _touch_seconds()))
+    except Exception as exc:  # any backend error: the caller degrades to the database
+        return exc
 
 
 def _safely(operation: Any) -> Any:

@@ -2,7 +2,8 @@
 
 Strict mode: one query (``strict``). Cached mode: one cache round trip (``cached``); the query
 only on a miss, which then fills the entry with a snapshot (session and user, never the
-password hash) or remembers the refusal.
+password hash) or remembers the refusal. A snapshot becomes instances of the models as the
+query's rows do, without running ``Model.__init__`` where nothing could tell (``instances``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..primary import primary_db
 from ..settings import jwt_settings
 from ..tokens import InvalidToken
 from . import cached
+from .instances import build
 from .strict import fetch_session
 
 PRIVATE_FIELDS = frozenset({"password", "password_fingerprint"})
@@ -37,7 +39,7 @@ def load_live_session(sid: str, at: datetime) -> tuple[Token, bool]:
     snapshot = restore(found.entry)
     if snapshot is not None:
         refuse_unless_live(snapshot, at)
-        return snapshot, found.touch_due and claim_touch(snapshot, at)
+        return snapshot, touch_claimed(found, snapshot, at)
     try:
         session = load_from_database(sid, at)
     except InvalidToken:
@@ -46,9 +48,7 @@ def load_live_session(sid: str, at: datetime) -> tuple[Token, bool]:
         raise
     if found.fillable:
         fill(session, at)
-    if not found.available:
-        return session, touch_due(session, at)
-    return session, found.touch_due and claim_touch(session, at)
+    return session, touch_claimed(found, session, at)
 
 
 def load_from_database(sid: str, at: datetime) -> Token:
@@ -66,11 +66,11 @@ def refuse_unless_live(session: Token, at: datetime) -> None:
         raise InvalidToken(refusal.logged(session.pk))
 
 
-def claim_touch(session: Token, at: datetime) -> bool:
-    """Cached mode's answer (the touch key), or strict mode's when the cache refuses writes:
-    ``last_used_at`` is still written, by the conditional UPDATE, however long that lasts."""
-    claimed = cached.claim_touch(session.pk)
-    return touch_due(session, at) if claimed is None else claimed
+def touch_claimed(found: cached.Lookup, session: Token, at: datetime) -> bool:
+    """Cached mode's answer (the touch key the lookup claimed), or strict mode's when the cache
+    could not say (it refuses writes, or failed): ``last_used_at`` is still written, by the
+    conditional UPDATE, however long that lasts."""
+    return touch_due(session, at) if found.touch_claimed is None else found.touch_claimed
 
 
 def touch_due(session: Token, at: datetime) -> bool:
@@ -101,13 +101,20 @@ def restore(entry: Any) -> Token | None:
     Bound to the primary, like the strict query's rows: a later read through them (a related
     row, ``refresh_from_db``) must not fall back to a replica.
     """
-    token_fields, user_fields = _layout()
+    user_model = get_user_model()
+    token_fields, user_fields = _fields(Token), _fields(user_model)
     if not isinstance(entry, tuple) or len(entry) != 3 or entry[0] != (token_fields, user_fields):
         return None
-    session = Token.from_db(primary_db(Token), token_fields, entry[1])
-    user_model = get_user_model()
-    session.user = user_model.from_db(primary_db(user_model), user_fields, entry[2])
+    session = build(Token, primary_db(Token), token_fields, entry[1])
+    user = build(user_model, primary_db(user_model), user_fields, entry[2])
+    _cache_user(session, user)
     return session
+
+
+def _cache_user(session: Token, user: Any) -> None:
+    # What ``session.user = user`` leaves, without its checks: both rows come from one
+    # snapshot of the primary, and ``user_id`` already holds the user's pk.
+    Token._meta.get_field("user").set_cached_value(session, user)
 
 
 def fill(session: Token, at: datetime) -> None:

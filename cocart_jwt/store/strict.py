@@ -14,6 +14,7 @@ from django.db import connections
 
 from ..models import Token
 from ..primary import primary_db
+from .instances import build
 
 SID_PLACEHOLDER = "cocart_jwt:sid"
 
@@ -48,11 +49,11 @@ class SessionQuery:
         if row is None:
             return None
         values = self.convert(list(row), connection)
-        session = Token.from_db(
-            self.using, self.token_fields, [values[i] for i in self.token_columns]
+        session = build(
+            Token, self.using, self.token_fields, [values[i] for i in self.token_columns]
         )
-        user = self.user_model.from_db(
-            self.using, self.user_fields, [values[i] for i in self.user_columns]
+        user = build(
+            self.user_model, self.using, self.user_fields, [values[i] for i in self.user_columns]
         )
         self.cache_user(session, user)
         return session
