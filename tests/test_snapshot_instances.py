@@ -128,9 +128,11 @@ def test_the_built_instances_are_those_from_db_makes(tokens, instances_made):
     assert built.user.get_deferred_fields() == {"password"}
 
 
-def test_a_sites_post_init_receiver_still_sees_the_cached_user(tokens, user):
+@pytest.mark.parametrize("ttl", [300, 0], ids=["cached", "strict"])
+def test_a_sites_post_init_receiver_still_sees_the_request_user(settings, tokens, user, ttl):
     """A site that tracks field changes (the value each instance was loaded with) keeps
-    working on request.user."""
+    working on request.user, in both modes."""
+    settings.COCART_JWT = {**settings.COCART_JWT, "SESSION_CACHE_TTL": ttl}
     loaded: dict[int, str] = {}
 
     def remember_loaded_email(sender: Any, instance: Any, **kwargs: Any) -> None:
@@ -138,11 +140,11 @@ def test_a_sites_post_init_receiver_still_sees_the_cached_user(tokens, user):
 
     post_init.connect(remember_loaded_email, sender=get_user_model())
     try:
-        cached_user, _session = authenticate(tokens["access_token"])
+        request_user, _session = authenticate(tokens["access_token"])
     finally:
         post_init.disconnect(remember_loaded_email, sender=get_user_model())
 
-    assert loaded[id(cached_user)] == "alice@example.com"
+    assert loaded[id(request_user)] == "alice@example.com"
 
 
 @isolate_apps("cocart_jwt")
@@ -189,19 +191,3 @@ def test_the_strict_query_builds_real_instances_without_model_init(
     assert (strict_user, session.pk, session.user) == (user, tokens["sid"], strict_user)
     assert (session._state.adding, strict_user._state.db) == (False, "default")
     assert strict_user.get_deferred_fields() == set()  # the strict query reads every column
-
-
-def test_a_sites_post_init_receiver_still_sees_the_strict_user(settings, tokens, user):
-    settings.COCART_JWT = {**settings.COCART_JWT, "SESSION_CACHE_TTL": 0}
-    loaded: dict[int, str] = {}
-
-    def remember_loaded_email(sender: Any, instance: Any, **kwargs: Any) -> None:
-        loaded[id(instance)] = instance.email
-
-    post_init.connect(remember_loaded_email, sender=get_user_model())
-    try:
-        strict_user, _session = authenticate(tokens["access_token"])
-    finally:
-        post_init.disconnect(remember_loaded_email, sender=get_user_model())
-
-    assert loaded[id(strict_user)] == "alice@example.com"
