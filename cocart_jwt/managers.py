@@ -192,19 +192,7 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
                 first = family(session_id=session.pk, token_hash=sha256_hex(refresh_token))
                 first.created_at = at
             if pipelined:
-                evicted = postgres.issue(
-                    session,
-                    first,
-                    keep=cap - 1 if cap else None,
-                    reason=RevokeReason.MAX_TOKENS,
-                    last_login=at if writes_last_login else None,
-                    using=using,
-                )
-                session._state.adding, session._state.db = False, using
-                revoked = [row.session for row in evicted]
-                for row in evicted:
-                    row.session.has_browser_session = row.has_browser_session  # type: ignore[attr-defined]
-                announce_revoked(self.model, revoked, revoked, RevokeReason.MAX_TOKENS)
+                self._insert_pipelined(session, first, cap, at if writes_last_login else None)
             else:
                 if writes_last_login:
                     get_user_model()._default_manager.filter(pk=user.pk).update(last_login=at)
@@ -272,6 +260,28 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         self._handle_reuse(session, request)
         raise RefreshTokenReused(f"refresh token reused; session {session.pk} revoked")
 
+    # pragma: no mutate start (PostgreSQL only, the mutation run has SQLite); pinned by
+    # tests/test_round_trips.py, tests/test_concurrency.py and the suite on PostgreSQL.
+    def _insert_pipelined(
+        self, session: Token, first: Any, cap: int | None, last_login: datetime | None
+    ) -> None:
+        """``issue`` on PostgreSQL: lock, evict, insert in one round trip; then what follows
+        the revocation of the sessions evicted, before the commit."""
+        using = router.db_for_write(self.model)
+        evicted = postgres.issue(
+            session,
+            first,
+            keep=cap - 1 if cap else None,
+            reason=RevokeReason.MAX_TOKENS,
+            last_login=last_login,
+            using=using,
+        )
+        session._state.adding, session._state.db = False, using
+        revoked = [row.session for row in evicted]
+        for row in evicted:
+            row.session.has_browser_session = row.has_browser_session  # type: ignore[attr-defined]
+        announce_revoked(self.model, revoked, revoked, RevokeReason.MAX_TOKENS)
+
     def _rotate_in_one_statement(
         self, refresh_token: str, digest: str, using: str, request: HttpRequest | None
     ) -> IssuedTokens:
@@ -304,6 +314,8 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
                 return self._issued(session, at, request, child or refresh_token)
         self._handle_reuse(session, request)
         raise RefreshTokenReused(f"refresh token reused; session {session.pk} revoked")
+
+    # pragma: no mutate end
 
     def revoke_all(self, user: AbstractBaseUser, reason: str) -> int:
         """Revoke every live session of ``user``; returns how many."""
