@@ -161,7 +161,7 @@ def duration_hint(name: str) -> str:
 
 
 def check_durations() -> Iterator[CheckMessage]:
-    for name in sorted(DURATIONS):
+    for name in sorted(DURATIONS - jwt_settings.unlimited()):
         value = _duration(name)
         if value is None:
             yield error(

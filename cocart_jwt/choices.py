@@ -1,4 +1,5 @@
-"""The registry's vocabularies: why a session was revoked, its status, why it cannot be used.
+"""The registry's vocabularies: why a session was revoked, its status, why it cannot be used,
+what a security event records.
 
 Imports nothing of the package, so every layer may use it.
 """
@@ -40,3 +41,15 @@ class Refusal(models.TextChoices):
         if self is Refusal.USER_INACTIVE:
             return f"user of session {sid} is inactive"
         return f"session {sid} is {self.value}"
+
+
+class Event(models.TextChoices):
+    """What a security event (``TokenEvent``) records: a moment of a session's life."""
+
+    ISSUED = "issued", _("Session started")
+    REFRESHED = "refreshed", _("Tokens refreshed")
+    REUSE_GRACE = "reuse_grace", _("Refresh retried within the grace period")
+    REUSED = "reused", _("Spent refresh token presented again")
+    REVOKED = "revoked", _("Session revoked")
+    LOGIN_LINK_USED = "login_link_used", _("Login link used")
+    REAUTHENTICATED = "reauthenticated", _("Password confirmed again")

@@ -7,6 +7,9 @@ statement repeats that condition, so a live session is never deleted.
 Batches walk the ``expires_at`` index, then the ``revoked_at`` index, in order, each query
 starting where the last batch ended: a batch reads at most ``batch_size`` rows, holds its
 locks only for its own short transaction, and never rescans what earlier batches deleted.
+
+Security events older than ``EVENT_RETENTION`` go the same way, along the ``at`` index; they
+outlive their sessions (no foreign key), so a session's deletion leaves them until then.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
-from .models import LoginLink, RefreshToken, Token
+from .models import LoginLink, RefreshToken, Token, TokenEvent
+from .settings import jwt_settings
+from .utils import now
 
 DEFAULT_BATCH_SIZE = 1000
 
@@ -40,6 +45,7 @@ class CleanupResult:
     refresh_tokens: int
     batches: int
     login_links: int = 0
+    events: int = 0
 
 
 def count(cutoff: datetime) -> tuple[int, int]:
@@ -77,7 +83,38 @@ def cleanup(
                     Batch(number, sessions, refresh, total_sessions, time.monotonic() - started)
                 )
     links = delete_dead_login_links(cutoff, batch_size)
-    return CleanupResult(total_sessions, total_refresh, number, links)
+    events = prune_events(events_cutoff(), batch_size)
+    return CleanupResult(total_sessions, total_refresh, number, links, events)
+
+
+def events_cutoff() -> datetime | None:
+    """Security events dated before this go (``EVENT_RETENTION`` ago); None: they all stay."""
+    retention = jwt_settings.EVENT_RETENTION
+    return None if retention is None else now() - retention
+
+
+def count_events(cutoff: datetime | None) -> int:
+    """The security events ``prune_events`` would delete now."""
+    return 0 if cutoff is None else TokenEvent.objects.filter(at__lt=cutoff).count()
+
+
+def prune_events(cutoff: datetime | None, batch_size: int) -> int:
+    """Delete the security events dated before ``cutoff``, oldest first, each batch in a
+    short transaction of its own; each batch's query starts where the last one ended."""
+    if cutoff is None:
+        return 0
+    deleted = 0
+    after: datetime | None = None
+    while True:
+        old = TokenEvent.objects.filter(at__lt=cutoff)
+        if after is not None:
+            old = old.filter(at__gte=after)
+        rows = list(old.order_by("at", "id").values_list("pk", "at")[:batch_size])
+        if not rows:
+            return deleted
+        after = rows[-1][1]
+        with transaction.atomic():
+            deleted += TokenEvent.objects.filter(pk__in=[pk for pk, _ in rows]).delete()[0]
 
 
 def delete_dead_login_links(cutoff: datetime, batch_size: int) -> int:

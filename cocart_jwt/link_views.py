@@ -194,7 +194,7 @@ class LoginLinkView(View):
     def post(self, request: HttpRequest) -> HttpResponse:
         raw = request.POST.get("token") or request.GET.get("token")
         try:
-            link = login_links.consume(raw)
+            link = login_links.consume(raw, request)
         except LinkRefused as exc:
             return refused_page(request, exc)
         user = link.session.user

@@ -27,8 +27,9 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from . import events
 from .browser_sessions import KEY_MAX_LENGTH, revocable_browser_sessions, seal
-from .choices import Refusal
+from .choices import Event, Refusal
 from .models import LoginLink, Token
 from .passwords import password_fingerprint, password_unchanged
 from .primary import on_primary, primary_db
@@ -159,11 +160,12 @@ def inspect(raw: Any) -> LoginLink:
     return link
 
 
-def consume(raw: Any) -> LoginLink:
+def consume(raw: Any, request: HttpRequest | None = None) -> LoginLink:
     """Use the link of ``raw`` exactly once; return it (with session and user) or raise.
 
     The conditional UPDATE is the only arbiter: of N concurrent requests one updates the row
-    and wins; the others update nothing and are told the link was used.
+    and wins; the others update nothing and are told the link was used. The winner writes
+    the session's ``login_link_used`` event, from the client of ``request``.
     """
     link = find(raw)
     at = now()
@@ -179,6 +181,7 @@ def consume(raw: Any) -> LoginLink:
         raise gone(_("This login link has already been used. Ask for a new one."), "used")
     link.used_at = at
     check_usable(link, at, consumed=True)
+    events.record(Event.LOGIN_LINK_USED, link.session, request=request, at=at)
     return link
 
 

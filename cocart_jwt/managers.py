@@ -11,16 +11,15 @@ from django.db import models, router, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils.crypto import constant_time_compare
 
-from . import postgres
-from .browser_sessions import end_browser_sessions
-from .choices import RevokeReason, Status
+from . import events, postgres
+from .choices import Event, RevokeReason, Status
 from .http import client_ip, user_agent
 from .issued import IssuedTokens, RefreshError, RefreshTokenReused, new_refresh_token
 from .passwords import has_last_login, password_fingerprint, password_unchanged
 from .primary import on_primary
+from .revocation import announce_revoked
 from .settings import jwt_settings
-from .signals import refresh_token_reused, token_issued, token_refreshed, token_revoked
-from .store import cached
+from .signals import refresh_token_reused, token_issued, token_refreshed
 from .tokens import mint_access_token
 from .utils import now, sha256_hex
 
@@ -43,31 +42,6 @@ def refresh_tokens(session: Token) -> models.QuerySet[Any]:
     """The session's family, without building a related manager (hot path of refresh)."""
     family = related_model(type(session), "refresh_tokens")
     return family._default_manager.filter(session_id=session.pk)
-
-
-def announce_revoked(
-    model: type[Token], sessions: list[Token], revoked: list[Token], reason: str
-) -> None:
-    """What follows a revocation, before its commit: tombstone the cache entries of
-    ``sessions`` (revoked now, or repaired), end the browser sessions their login links started
-    (``has_browser_session``), send ``token_revoked`` for those ``revoked`` now.
-
-    Before the commit: a rollback leaves a tombstone on a live session (refused until the
-    entry expires) or a browser signed out, never a revoked session that still works.
-    """
-    cached.mark_revoked(session.pk for session in sessions)
-    started = [s.pk for s in sessions if getattr(s, "has_browser_session", False)]
-    if started:
-        links = related_model(model, "login_links")
-        sealed = (
-            links._default_manager.using(router.db_for_write(links))
-            .filter(session_id__in=started)
-            .exclude(django_session_key="")
-            .values_list("pk", "django_session_key")
-        )
-        end_browser_sessions(sealed)
-    for session in revoked:
-        token_revoked.send(model, token=session, user=session.user, reason=reason)
 
 
 # issue, renew and revoke run in a transaction of their own, or join the caller's without a
@@ -97,8 +71,9 @@ class TokenQuerySet(models.QuerySet["Token"]):
             return self.filter(revoked_at__isnull=False)
         return self
 
-    def revoke(self, reason: str) -> list[Token]:
-        """Revoke every unrevoked session here; the one place that sends ``token_revoked``.
+    def revoke(self, reason: str, *, request: HttpRequest | None = None) -> list[Token]:
+        """Revoke every unrevoked session here; the one place that sends ``token_revoked``
+        and writes ``revoked`` events (with the client of ``request``, when one caused it).
 
         Returns the sessions this call revoked. Those here that were revoked already (by a
         raw UPDATE, say) but have not expired are repaired on the way, with no extra query:
@@ -116,6 +91,7 @@ class TokenQuerySet(models.QuerySet["Token"]):
                 )
             for session in revoked:
                 session.revoked_at, session.revoke_reason = at, reason
+            events.record_each(Event.REVOKED, revoked, request=request, reason=reason, at=at)
             announce_revoked(self.model, sessions, revoked, reason)
         return revoked
 
@@ -191,16 +167,20 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
             if refresh_token is not None:
                 first = family(session_id=session.pk, token_hash=sha256_hex(refresh_token))
                 first.created_at = at
+            issued = events.new_event(Event.ISSUED, session, request=holder, at=at)
             if pipelined:
-                self._insert_pipelined(session, first, cap, at if writes_last_login else None)
+                self._insert_pipelined(
+                    session, first, issued, cap, at if writes_last_login else None
+                )
             else:
                 if writes_last_login:
                     get_user_model()._default_manager.filter(pk=user.pk).update(last_login=at)
                 if cap:
-                    self._evict_beyond_cap(user, cap, at)
+                    self._evict_beyond_cap(user, cap, at, holder)
                 session.save(force_insert=True, using=using)
                 if first is not None:
                     first.save(force_insert=True, using=using)
+                issued.save(force_insert=True, using=using)
             if writes_last_login:
                 user.last_login = at
             access = mint_access_token(session, user, at)
@@ -263,7 +243,12 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
     # pragma: no mutate start (PostgreSQL only, the mutation run has SQLite); pinned by
     # tests/test_round_trips.py, tests/test_concurrency.py and the suite on PostgreSQL.
     def _insert_pipelined(
-        self, session: Token, first: Any, cap: int | None, last_login: datetime | None
+        self,
+        session: Token,
+        first: Any,
+        issued: Any,
+        cap: int | None,
+        last_login: datetime | None,
     ) -> None:
         """``issue`` on PostgreSQL: lock, evict, insert in one round trip; then what follows
         the revocation of the sessions evicted, before the commit."""
@@ -274,6 +259,7 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
             keep=cap - 1 if cap else None,
             reason=RevokeReason.MAX_TOKENS,
             last_login=last_login,
+            event=issued,
             using=using,
         )
         session._state.adding, session._state.db = False, using
@@ -297,6 +283,7 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
                 at=at,
                 slide_to=at + jwt_settings.REFRESH_TOKEN_LIFETIME,
                 max_lifetime=jwt_settings.SESSION_MAX_LIFETIME,
+                event=events.new_event(Event.REFRESHED, None, request=request, at=at),
                 using=using,
             )
             if done is None:
@@ -317,9 +304,11 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
 
     # pragma: no mutate end
 
-    def revoke_all(self, user: AbstractBaseUser, reason: str) -> int:
+    def revoke_all(
+        self, user: AbstractBaseUser, reason: str, *, request: HttpRequest | None = None
+    ) -> int:
         """Revoke every live session of ``user``; returns how many."""
-        return len(self.filter(user=user).revoke(reason))
+        return len(self.filter(user=user).revoke(reason, request=request))
 
     def _check_refreshable(self, session: Token, at: datetime) -> None:
         refusal = session.refusal_reason(at)
@@ -332,7 +321,9 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
 
     def _handle_reuse(self, session: Token, request: HttpRequest | None) -> None:
         logger.warning("Refresh token reused; revoking session %s", session.pk)
-        session.revoke(RevokeReason.REFRESH_TOKEN_REUSED)
+        with transaction.atomic(savepoint=False):
+            events.record(Event.REUSED, session, request=request)
+            session.revoke(RevokeReason.REFRESH_TOKEN_REUSED, request=request)
         refresh_token_reused.send(self.model, token=session, user=session.user, request=request)
 
     def _extend(
@@ -356,6 +347,7 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         )
         if refresh_token is None:
             refresh_token = self._add_refresh_token(session, at)
+        events.record(Event.REFRESHED, session, request=request, at=at)
         return self._issued(session, at, request, refresh_token)
 
     def _issued(
@@ -379,7 +371,9 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
     def _lock_user(self, user: AbstractBaseUser) -> None:
         list(get_user_model()._default_manager.select_for_update().filter(pk=user.pk).values("pk"))
 
-    def _evict_beyond_cap(self, user: AbstractBaseUser, cap: int, at: datetime) -> None:
+    def _evict_beyond_cap(
+        self, user: AbstractBaseUser, cap: int, at: datetime, request: HttpRequest | None
+    ) -> None:
         # From the primary, where the user's row is locked: a replica's list can lag behind
         # the logins just made, and the cap would let them all live.
         live = list(
@@ -389,4 +383,4 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         )
         excess = len(live) - (cap - 1)
         if excess > 0:
-            self.filter(pk__in=live[:excess]).revoke(RevokeReason.MAX_TOKENS)
+            self.filter(pk__in=live[:excess]).revoke(RevokeReason.MAX_TOKENS, request=request)

@@ -1,19 +1,38 @@
-"""The token registry: one ``Token`` row per session, one ``RefreshToken`` row per refresh token."""
+"""The token registry: one ``Token`` row per session, one ``RefreshToken`` row per refresh token;
+``TokenEvent`` (defined in events.py, exported here) for the security events of sessions."""
 
 from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from .choices import Refusal, RevokeReason, Status
+from .choices import Event, Refusal, RevokeReason, Status
+from .events import TokenEvent
 from .managers import TokenManager
 from .utils import now
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+
+__all__ = [
+    "Event",
+    "LoginLink",
+    "RefreshToken",
+    "Refusal",
+    "RevokeReason",
+    "Status",
+    "Token",
+    "TokenEvent",
+    "new_session_id",
+    "user_is_active",
+]
 
 
 def new_session_id() -> str:
@@ -114,14 +133,14 @@ class Token(models.Model):
             return Status.REVOKED
         return Status.EXPIRED if self.is_expired else Status.VALID
 
-    def revoke(self, reason: str) -> bool:
+    def revoke(self, reason: str, *, request: HttpRequest | None = None) -> bool:
         """Revoke this session; False when it already was.
 
         Revoked already (perhaps by a raw update) and not expired, it is repaired all the
         same by ``TokenQuerySet.revoke``: its cache entry is tombstoned and the browser
         sessions its login links started are ended.
         """
-        revoked = Token.objects.filter(pk=self.pk).revoke(reason)
+        revoked = Token.objects.filter(pk=self.pk).revoke(reason, request=request)
         if revoked:
             self.revoked_at, self.revoke_reason = revoked[0].revoked_at, reason
         return bool(revoked)

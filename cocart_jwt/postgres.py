@@ -9,7 +9,8 @@ pipeline mode), inside the caller's transaction:
 1. lock the user's row: ``UPDATE user SET last_login`` for a login, ``SELECT ... FOR UPDATE``
    otherwise;
 2. one data-modifying statement: revoke the user's live sessions beyond the newest
-   ``cap - 1``, insert the session and its first refresh token; it returns the revoked rows.
+   ``cap - 1``, insert the session and its first refresh token, and the security events
+   (``issued``, a ``revoked`` one per session evicted); it returns the revoked rows.
 
 The lock cannot be part of the second statement. Under READ COMMITTED a statement reads one
 snapshot, taken when it starts: a statement that waited for a parallel login's lock would not
@@ -18,10 +19,10 @@ statement starts after the lock is granted, so it sees every session committed b
 With BEGIN and COMMIT, a login is 3 round trips after the user lookup.
 
 **Refresh**: one statement claims the presented refresh token (``used_at IS NULL``: of parallel
-uses one wins), slides the session and inserts the next token, and returns the session and its
-user as they were, for the checks only Python can make (the password fingerprint, the user's
-``is_active``). A check that fails rolls the transaction back. With BEGIN and COMMIT, 3 round
-trips.
+uses one wins), slides the session, inserts the next token and the ``refreshed`` event (only if
+the session slid), and returns the session and its user as they were, for the checks only
+Python can make (the password fingerprint, the user's ``is_active``). A check that fails rolls
+the transaction back. With BEGIN and COMMIT, 3 round trips.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.db import connections, models
+
+from .choices import Event
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -119,6 +122,39 @@ def insert_sql(
     return f"INSERT INTO {table} ({columns}) VALUES ({', '.join(placeholders)})", params
 
 
+@dataclass(frozen=True)
+class Sql:
+    """A column's value as SQL over the SELECT's source (in ``insert_select``)."""
+
+    text: str
+
+
+def insert_select(
+    obj: models.Model, using: str, sources: list[tuple[str, dict[str, Any]]]
+) -> tuple[str, list[Any]]:
+    """``INSERT`` of one row per row of each source (``FROM`` text): the values of ``obj``, as
+    save() would write them, but those a source overrides (attname -> a value, or ``Sql``
+    computed over the source). Each value is cast to its column's type: a parameter in a
+    ``UNION`` has none of its own."""
+    connection = connections[using]
+    meta = obj._meta
+    fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field]
+    selects, params = [], []
+    for source, overrides in sources:
+        items = []
+        for field in fields:
+            value = overrides.get(field.attname, field.pre_save(obj, True))
+            if isinstance(value, Sql):
+                items.append(value.text)
+                continue
+            items.append(f"CAST(%s AS {field.db_type(connection)})")
+            params.append(field.get_db_prep_save(value, connection))
+        selects.append(f"SELECT {', '.join(items)} FROM {source}")
+    columns = ", ".join(quote(using, field.column) for field in fields)
+    table = quote(using, meta.db_table)
+    return f"INSERT INTO {table} ({columns}) {' UNION ALL '.join(selects)}", params
+
+
 def run_pipelined(using: str, statements: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
     """Execute ``statements`` in one round trip; the rows of the last one.
 
@@ -156,11 +192,13 @@ def issue_statement(
     *,
     keep: int | None,
     reason: str,
+    event: models.Model,
     using: str,
 ) -> tuple[str, tuple[Any, ...], Columns]:
     """Revoke the live sessions of ``session``'s user beyond the newest ``keep`` (none when
-    ``keep`` is None), insert ``session`` and ``refresh_token``; select the revoked rows, each
-    with whether a login link started a browser session of it."""
+    ``keep`` is None), insert ``session``, ``refresh_token`` and the ``issued`` ``event``, and
+    a ``revoked`` event per session evicted (from the same client); select the revoked rows,
+    each with whether a login link started a browser session of it."""
     token_model = type(session)
     links = token_model._meta.get_field("login_links").related_model
     q = lambda name: quote(using, name)  # noqa: E731
@@ -193,6 +231,9 @@ def issue_statement(
         sql, token_params = insert_sql(refresh_token, using)
         parts.append(f"first_token AS ({sql})")
         params += token_params
+    sql, event_params = events_sql(event, keep is not None, reason, using)
+    parts.append(f"events AS ({sql})")
+    params += event_params
     # One row per session evicted, or one of NULLs, each with the new session's created_at.
     select = (
         "SELECT session.created_at, evicted.* FROM session LEFT JOIN evicted ON true"
@@ -200,6 +241,22 @@ def issue_statement(
         else "SELECT session.created_at FROM session"
     )
     return f"WITH {', '.join(parts)} {select}", tuple(params), revoked
+
+
+def events_sql(event: Any, evicts: bool, reason: str, using: str) -> tuple[str, list[Any]]:
+    """The INSERT of ``event`` (issued), dated as the session, and with ``evicts`` of the
+    ``revoked`` events of the evicted sessions, from the same client."""
+    q = lambda name: quote(using, name)  # noqa: E731
+    sources: list[tuple[str, dict[str, Any]]] = [
+        ("session", {"at": Sql(f"session.{q('created_at')}")})
+    ]
+    if evicts:
+        columns = {"user_id": "user_id", "sid": "id", "at": "revoked_at"}
+        revoked: dict[str, Any] = {
+            name: Sql(f"evicted.{q(column)}") for name, column in columns.items()
+        }
+        sources.append(("evicted", {**revoked, "event": Event.REVOKED, "reason": reason}))
+    return insert_select(event, using, sources)
 
 
 @dataclass
@@ -215,15 +272,16 @@ def issue(
     keep: int | None,
     reason: str,
     last_login: datetime | None,
+    event: models.Model,
     using: str,
 ) -> list[Evicted]:
-    """Lock the user, evict beyond the cap, insert the session and its refresh token: one round
-    trip. Call it inside a transaction."""
+    """Lock the user, evict beyond the cap, insert the session, its refresh token and the
+    events: one round trip. Call it inside a transaction."""
     statements: list[tuple[str, tuple[Any, ...]]] = []
     if keep is not None or last_login is not None:
         statements.append(lock_user_sql(session.user, using, last_login))
     sql, params, columns = issue_statement(
-        session, refresh_token, keep=keep, reason=reason, using=using
+        session, refresh_token, keep=keep, reason=reason, event=event, using=using
     )
     statements.append((sql, params))
     rows = run_pipelined(using, statements)
@@ -255,18 +313,23 @@ def rotate(
     at: datetime,
     slide_to: datetime,
     max_lifetime: timedelta,
+    event: models.Model,
     using: str,
 ) -> Rotation | None:
     """Claim the refresh token of hash ``token_hash`` (in ``token_model``'s family; unless
     ``child_hash`` is None: rotation off), slide its session (never past ``created_at +
-    max_lifetime``) and insert the next token, of hash ``child_hash``, in one statement. None
-    when no refresh token has that hash. Call it inside a transaction."""
+    max_lifetime``), insert the next token, of hash ``child_hash``, and ``event`` (refreshed,
+    of the session's user and sid) in one statement. None when no refresh token has that
+    hash. Call it inside a transaction."""
     family = token_model._meta.get_field("refresh_tokens").related_model
     q = lambda name: quote(using, name)  # noqa: E731
     token_table, family_table = q(token_model._meta.db_table), q(family._meta.db_table)
     user_model = get_user_model()
     user_table = q(user_model._meta.db_table)
     sessions, users = Columns(token_model, "s", using), Columns(user_model, "u", using)
+    # Only if the session slid, as the next token.
+    slid = {"user_id": Sql("extended.user_id"), "sid": Sql("extended.id")}
+    refreshed, event_params = insert_select(event, using, [("extended", slid)])
     params: list[Any] = [token_hash]
     if child_hash is None:
         claimed, child = "claimed AS (SELECT session_id FROM presented)", ""
@@ -291,8 +354,9 @@ def rotate(
         f" + %s), {q('last_used_at')} = %s FROM claimed"
         f" WHERE {token_table}.{q('id')} = claimed.session_id"
         f" AND {q('revoked_at')} IS NULL AND {q('expires_at')} > %s AND {q('refreshable')}"
-        f" RETURNING {token_table}.{q('id')} AS id, {token_table}.{q('expires_at')} AS expires_at)"
-        f"{child} "
+        f" RETURNING {token_table}.{q('id')} AS id, {token_table}.{q('expires_at')} AS expires_at,"
+        f" {token_table}.{q('user_id')} AS user_id)"
+        f"{child}, refreshed AS ({refreshed}) "
         f"SELECT {sessions.sql}, {users.sql}, EXISTS (SELECT 1 FROM claimed),"
         f" (SELECT expires_at FROM extended)"
         f" FROM {token_table} s JOIN {user_table} u"
@@ -302,6 +366,7 @@ def rotate(
     params += [slide_to, max_lifetime, at, at]
     if child_hash is not None:
         params += [child_hash, at]
+    params += event_params
     rows = run_pipelined(using, [(sql, tuple(params))])
     if not rows:
         return None

@@ -52,6 +52,7 @@ REFRESH_REFUSED = "Unknown, spent or expired refresh token, or a revoked session
 CROSS_SITE = "A cross-site browser request, with cookie transport on."
 CSRF_REFUSED = "Authenticated by the access cookie (cookie transport) without a CSRF token."
 NOT_A_LIVE_SESSION = "Not one of the caller's live sessions."
+INVALID_CURSOR = "A `cursor` that is not one this endpoint gave."
 
 
 def error_responses(

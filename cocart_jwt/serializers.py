@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from .issued import IssuedTokens
-from .models import Token
+from .models import RevokeReason, Token, TokenEvent
 
 # Far above any real credential, far below anything that costs the server.
 USERNAME_MAX_LENGTH = 254
@@ -101,6 +101,21 @@ class SessionSerializer(serializers.ModelSerializer):
     def get_current(self, session: Token) -> bool:
         current = getattr(self.context.get("request"), "auth", None)
         return current is not None and current.pk == session.pk
+
+
+class EventSerializer(serializers.ModelSerializer):
+    # Declared: a read-only model field would lose allow_blank, and the schema the "".
+    reason = serializers.ChoiceField(
+        choices=RevokeReason.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text=_("Why the session was revoked, for a `revoked` event; empty otherwise."),
+    )
+
+    class Meta:
+        model = TokenEvent
+        fields = ["id", "event", "sid", "at", "ip", "user_agent", "reason"]
+        read_only_fields = fields
 
 
 class JWKSerializer(serializers.Serializer):

@@ -62,7 +62,7 @@ class LogoutView(CookieLogoutMixin):
         parameters=error_headers(401),
     )
     def post(self, request: Request) -> Response:
-        self.current_session(request).revoke(RevokeReason.LOGOUT)
+        self.current_session(request).revoke(RevokeReason.LOGOUT, request=request._request)
         return no_content(clear_cookies=cookies.enabled())
 
 
@@ -76,7 +76,8 @@ class LogoutAllView(CookieLogoutMixin):
         parameters=error_headers(401),
     )
     def post(self, request: Request) -> Response:
-        Token.objects.revoke_all(self.current_session(request).user, RevokeReason.LOGOUT_ALL)
+        user = self.current_session(request).user
+        Token.objects.revoke_all(user, RevokeReason.LOGOUT_ALL, request=request._request)
         return no_content(clear_cookies=cookies.enabled())
 
 
@@ -111,7 +112,7 @@ class SessionDetailView(BearerView):
         # From the primary: a replica may not have a session made a moment ago.
         mine = on_primary(Token.objects.live().filter(user=request.user))
         session = get_object_or_404(mine, pk=session_id)
-        session.revoke(RevokeReason.SESSION_DELETED)
+        session.revoke(RevokeReason.SESSION_DELETED, request=request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -68,6 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "COOKIE_PATH": None,
     "COOKIE_SECURE": True,
     "COOKIE_SAMESITE": "Lax",
+    # Security events older than this are deleted by `jwt cleanup`; None keeps them forever.
+    "EVENT_RETENTION": timedelta(days=90),
 }
 
 DURATIONS = frozenset(
@@ -81,8 +83,11 @@ DURATIONS = frozenset(
         "SESSION_CACHE_TTL",
         "TOUCH_INTERVAL",
         "REDIS_WAIT_TIMEOUT",
+        "EVENT_RETENTION",
     }
 )
+# Durations for which None means "no limit".
+OPTIONAL_DURATIONS = frozenset({"EVENT_RETENTION"})
 
 IMPORT_STRINGS = frozenset({"USER_CLAIMS", "PAYLOAD_HOOK"})
 
@@ -121,7 +126,7 @@ class JWTSettings:
         except KeyError:
             pass
         value = self.user_settings.get(name, DEFAULTS[name])
-        if name in DURATIONS:
+        if name in DURATIONS and not (value is None and name in OPTIONAL_DURATIONS):
             value = as_timedelta(value)
         elif name in IMPORT_STRINGS and isinstance(value, str):
             value = import_string(value)
@@ -129,6 +134,14 @@ class JWTSettings:
             value = {**DEFAULTS[name], **value}
         self._cache[name] = value
         return value
+
+    def unlimited(self) -> frozenset[str]:
+        """The ``OPTIONAL_DURATIONS`` set to None: no limit, nothing to check."""
+        return frozenset(
+            name
+            for name in OPTIONAL_DURATIONS
+            if self.user_settings.get(name, DEFAULTS[name]) is None
+        )
 
     def on_reload(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Register ``callback`` to forget objects derived from these settings (keys...)."""

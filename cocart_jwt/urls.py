@@ -1,6 +1,6 @@
 from django.urls import path, re_path, register_converter
 
-from . import link_views, session_views, views
+from . import event_views, link_views, session_views, views
 from .tokens import SESSION_ID
 
 app_name = "cocart_jwt"
@@ -41,5 +41,6 @@ urlpatterns = [
         name="no-such-session",
     ),
     path("jwks.json", views.JWKSView.as_view(), name="jwks"),
+    path("events/", event_views.EventListView.as_view(), name="events"),
     path("login-link/", link_views.LoginLinkView.as_view(), name="login-link"),
 ]

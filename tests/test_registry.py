@@ -742,7 +742,7 @@ def test_a_refresh_reads_once_and_writes_three_times_in_its_savepoint(user):
     if connection.vendor == "postgresql":  # cocart_jwt.postgres: all in one statement
         expected = [
             "SAVEPOINT",  # callers catch RefreshError
-            "WITH",  # the presented token spent, the session slid, the next token inserted
+            "WITH",  # the presented token spent, the session slid, the next token and event in
             "RELEASE",
         ]
     else:
@@ -752,6 +752,7 @@ def test_a_refresh_reads_once_and_writes_three_times_in_its_savepoint(user):
             "UPDATE",  # the presented token, spent
             "UPDATE",  # the session's expiry
             "INSERT",  # the next refresh token
+            "INSERT",  # the refreshed event
             "RELEASE",
         ]
     assert statements(lambda: Token.objects.rotate(issued.refresh_token)) == expected
@@ -766,7 +767,7 @@ def test_issue_renew_and_revoke_join_the_callers_transaction_without_a_savepoint
     if connection.vendor == "postgresql":  # two statements, one round trip
         expected = [
             "SELECT",  # the user's row, locked (MAX_TOKENS_PER_USER)
-            "WITH",  # the oldest beyond the cap revoked, the session and its token inserted
+            "WITH",  # the oldest beyond the cap revoked; the session, its token, events in
         ]
     else:
         expected = [
@@ -774,6 +775,7 @@ def test_issue_renew_and_revoke_join_the_callers_transaction_without_a_savepoint
             "SELECT",  # the user's live sessions
             "INSERT",
             "INSERT",  # the first refresh token
+            "INSERT",  # the issued event
         ]
     assert statements(lambda: Token.objects.issue(user)) == expected
     assert statements(lambda: Token.objects.renew(issued.session)) == [
@@ -781,8 +783,13 @@ def test_issue_renew_and_revoke_join_the_callers_transaction_without_a_savepoint
         "UPDATE",  # every refresh token of the session, spent
         "UPDATE",
         "INSERT",
+        "INSERT",  # the refreshed event
     ]
-    assert statements(lambda: issued.session.revoke(RevokeReason.ADMIN)) == ["SELECT", "UPDATE"]
+    assert statements(lambda: issued.session.revoke(RevokeReason.ADMIN)) == [
+        "SELECT",
+        "UPDATE",
+        "INSERT",  # the revoked event
+    ]
 
 
 def test_rows_name_their_session_in_the_shell_and_the_admin(user):

@@ -21,7 +21,7 @@ from django.db import connection, connections, transaction
 from rest_framework.test import APIClient
 
 from bench.roundtrips import round_trips
-from cocart_jwt.models import RefreshToken, RevokeReason, Token
+from cocart_jwt.models import Event, RefreshToken, RevokeReason, Token, TokenEvent
 from cocart_jwt.utils import now
 from tests.factories import bearer, login, refresh
 
@@ -71,6 +71,10 @@ def test_a_login_that_evicts_is_four_round_trips(
     assert APIClient().get(ME, **bearer(oldest.access_token)).status_code == 401
     assert APIClient().get(ME, **bearer(kept[0].access_token)).status_code == 200
     assert RefreshToken.objects.filter(session=new, used_at__isnull=True).count() == 1
+    # The events, written by the same statement: the login's, and the eviction's.
+    assert TokenEvent.objects.filter(sid=new.pk, event=Event.ISSUED).count() == 1
+    evicted = TokenEvent.objects.get(sid=oldest.session.pk, event=Event.REVOKED)
+    assert evicted.reason == RevokeReason.MAX_TOKENS
 
 
 def test_djangos_update_last_login_costs_one_round_trip_more(user: Any, password: str) -> None:
@@ -98,6 +102,7 @@ def test_a_refresh_is_three_round_trips_and_still_rotates(user: Any, password: s
     assert counted.total <= 3, counted
     new = response.json()
     assert new["sid"] == pair["sid"] and new["refresh_token"] != pair["refresh_token"]
+    assert TokenEvent.objects.filter(sid=pair["sid"], event=Event.REFRESHED).count() == 1
     assert client.get(ME, **bearer(new["access_token"])).status_code == 200
     # The spent token is reuse: the session is revoked, the new pair with it.
     assert refresh(APIClient(), pair["refresh_token"]).status_code == 401

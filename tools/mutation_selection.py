@@ -134,7 +134,16 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_hostile_bodies.py::test_refresh*",
         "test_hostile_bodies.py::test_fuzz_refresh*",
         "test_replica_reads.py",
+        "test_events.py",
     ),
+    "revocation": (
+        "test_registry.py",
+        "test_lifecycle.py",
+        "test_cached_mode.py",
+        "test_login_link_sessions.py",
+        "test_events.py",
+    ),
+    "events": ("test_events.py", "test_registry.py"),
     # Moved out of managers.py, judged by the same tests.
     "issued": ("test_registry.py", "test_lifecycle.py", "test_cookies.py"),
     "passwords": (
@@ -163,6 +172,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_secrets_at_rest.py",
         "test_command.py::test_cleanup*",
         "test_replica_reads.py",
+        "test_events.py::test_a_used_login_link*",
     ),
     "primary": ("test_replica_reads.py",),
     "browser_sessions": (
@@ -206,6 +216,7 @@ NOT_SELECTED: dict[str, str] = {
     "test_redis_replication.py": "store/replication.py, not a mutated module (Redis WAIT)",
     "test_round_trips.py": "needs PostgreSQL (postgres.py, not a mutated module: pipelined SQL)",
     "test_cached_lookup.py": "needs Redis (the mutation run has local memory)",
+    "test_admin_events.py": "the security events' admin (admin/ is not a mutated module)",
 }
 
 STATS_FILE = "mutmut-stats.json"  # in mutants/, where mutmut runs pytest

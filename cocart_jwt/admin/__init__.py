@@ -48,6 +48,7 @@ from .changelist import (
     attach_revokers,
     search_sessions,
 )
+from .events import session_events  # and registers TokenEventAdmin
 from .forms import TokenCreateForm
 from .views import (
     create_view,
@@ -110,7 +111,7 @@ class TokenAdmin(admin.ModelAdmin):
     # The view page, in its fieldsets: session, times, client, claims.
     view_fields = ["id", "user", "status_badge", "description", "refreshable"]
     view_fields += ["created_at", "expires_at", "last_used_at", "revoked_at", "revoked_how"]
-    view_fields += ["ip", "user_agent", "token_claims"]
+    view_fields += ["ip", "user_agent", "token_claims", "security_events"]
 
     # -- columns -------------------------------------------------------------------------
 
@@ -170,6 +171,10 @@ class TokenAdmin(admin.ModelAdmin):
             '<pre style="margin: 0; white-space: pre-wrap">{}</pre>',
             json.dumps(claims, indent=2, ensure_ascii=False, default=str),
         )
+
+    @admin.display(description=_("newest first"))
+    def security_events(self, obj: Token) -> str:
+        return session_events(obj)
 
     # -- queryset, search, permissions, forms ---------------------------------------------
 
@@ -236,6 +241,7 @@ class TokenAdmin(admin.ModelAdmin):
                     ),
                 },
             ),
+            (_("Security events"), {"fields": ["security_events"]}),
         ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Token | None = None) -> Any:

@@ -12,8 +12,16 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from cocart_jwt.cleanup import DEFAULT_BATCH_SIZE, Batch, cleanup, count
+from cocart_jwt.cleanup import (
+    DEFAULT_BATCH_SIZE,
+    Batch,
+    cleanup,
+    count,
+    count_events,
+    events_cutoff,
+)
 from cocart_jwt.parsing import parse_duration
+from cocart_jwt.settings import jwt_settings
 from cocart_jwt.utils import now
 
 from .output import Console, counted, describe_duration, is_terminal
@@ -37,6 +45,9 @@ def run_cleanup(console: Console, options: dict[str, Any]) -> None:
             f"Would delete {counted(sessions, 'session')} "
             f"({counted(refresh, 'refresh token')}) {age}. Dry run: nothing was deleted."
         )
+        events = count_events(events_cutoff())
+        if events:
+            console.say(f"Would delete {counted(events, 'security event')} {events_age()}.")
         return
     result = cleanup(cutoff, batch_size, progress_reporter(console, cutoff))
     console.say(
@@ -46,6 +57,12 @@ def run_cleanup(console: Console, options: dict[str, Any]) -> None:
     )
     if result.login_links:
         console.say(f"Deleted {counted(result.login_links, 'login link')} {age}.")
+    if result.events:
+        console.say(f"Deleted {counted(result.events, 'security event')} {events_age()}.")
+
+
+def events_age() -> str:
+    return f"older than {describe_duration(jwt_settings.EVENT_RETENTION)} (EVENT_RETENTION)"
 
 
 def batch_size_option(value: Any) -> int:
