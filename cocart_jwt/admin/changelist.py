@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 from django import forms
@@ -198,19 +198,29 @@ class UserFilter(admin.ListFilter):
             raise IncorrectLookupParameters(error) from error
 
 
-def search_sessions(sessions: QuerySet[Token], term: str) -> QuerySet[Token]:
-    """Sessions matching every word of ``term`` (quotes keep words together, as Django's admin
-    search): in their user's username or email, in their description, or their exact id."""
+def search_words(rows: QuerySet[Any], term: str, match: Callable[[str], Q]) -> QuerySet[Any]:
+    """The rows matching every word of ``term`` by ``match`` (quotes keep words together, as
+    Django's admin search)."""
     for bit in smart_split(term):
         if bit.startswith(('"', "'")) and bit[0] == bit[-1]:
             bit = unescape_string_literal(bit)
         if bit:
-            sessions = sessions.filter(session_match(bit))
-    return sessions
+            rows = rows.filter(match(bit))
+    return rows
+
+
+def of_users_matching(word: str) -> Q:
+    """Rows whose ``user`` has ``word`` in their username or email: the users first, by id."""
+    users = get_user_model()._default_manager.filter(user_match(word))
+    ids = list(users.values_list("pk", flat=True)[: MAX_LISTED_USERS + 1])
+    return Q(user__in=ids) if len(ids) <= MAX_LISTED_USERS else Q(user__in=users.values("pk"))
+
+
+def search_sessions(sessions: QuerySet[Token], term: str) -> QuerySet[Token]:
+    """Sessions matching every word of ``term``: in their user's username or email, in their
+    description, or their exact id."""
+    return search_words(sessions, term, session_match)
 
 
 def session_match(word: str) -> Q:
-    users = get_user_model()._default_manager.filter(user_match(word))
-    ids = list(users.values_list("pk", flat=True)[: MAX_LISTED_USERS + 1])
-    of_users = Q(user__in=ids) if len(ids) <= MAX_LISTED_USERS else Q(user__in=users.values("pk"))
-    return of_users | Q(description__icontains=word) | Q(pk=word)
+    return of_users_matching(word) | Q(description__icontains=word) | Q(pk=word)

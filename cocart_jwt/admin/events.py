@@ -14,20 +14,17 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.contrib.admin.utils import quote
-from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
-from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Token, TokenEvent
-from .autocomplete import user_match
-from .changelist import MAX_LISTED_USERS, EstimatedCountPaginator
+from .changelist import EstimatedCountPaginator, of_users_matching, search_words
 
 # The token page shows this many of its session's events, newest first.
 SESSION_EVENTS_SHOWN = 20
@@ -68,19 +65,11 @@ def search_events(events: QuerySet[TokenEvent], term: str) -> QuerySet[TokenEven
     whole session id (quotes keep words together, as Django's admin search)."""
     if "\x00" in term:  # PostgreSQL refuses NUL in text: it matches nothing (not a 500)
         return events.none()
-    for bit in smart_split(term):
-        if bit.startswith(('"', "'")) and bit[0] == bit[-1]:
-            bit = unescape_string_literal(bit)
-        if bit:
-            events = events.filter(event_match(bit))
-    return events
+    return search_words(events, term, event_match)
 
 
 def event_match(word: str) -> Q:
-    users = get_user_model()._default_manager.filter(user_match(word))
-    ids = list(users.values_list("pk", flat=True)[: MAX_LISTED_USERS + 1])
-    of_users = Q(user__in=ids) if len(ids) <= MAX_LISTED_USERS else Q(user__in=users.values("pk"))
-    return of_users | Q(sid=word)
+    return of_users_matching(word) | Q(sid=word)
 
 
 def session_link(sid: str) -> str:
