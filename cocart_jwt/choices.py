@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 class RevokeReason(models.TextChoices):
     LOGOUT = "logout", _("Logged out")
     LOGOUT_ALL = "logout_all", _("Logged out everywhere")
+    LOGOUT_OTHERS = "logout_others", _("Logged out from another session")
     SESSION_DELETED = "session_deleted", _("Session deleted by its user")
     REFRESH_TOKEN_REUSED = "refresh_token_reused", _("Refresh token reused")
     MAX_TOKENS = "max_tokens", _("Too many sessions; oldest evicted")

@@ -160,6 +160,7 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
                 refreshable=refreshable,
                 claims=claims or {},
                 password_fingerprint=password_fingerprint(user),
+                authenticated_at=at if login else None,
             )
             refresh_token = new_refresh_token() if refreshable else None
             family = related_model(self.model, "refresh_tokens")
@@ -189,8 +190,12 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
             session, user, access.token, access.expires_at, refresh_token, at, access.claims
         )
 
-    def renew(self, session: Token, *, request: HttpRequest | None = None) -> IssuedTokens | None:
-        """New tokens for a live session (a login carrying its Bearer); None if it is not live.
+    def renew(
+        self, session: Token, *, request: HttpRequest | None = None, event: str = Event.REFRESHED
+    ) -> IssuedTokens | None:
+        """New tokens for a live session whose user presented credentials again (a login
+        carrying its Bearer, ``reauthenticate/``, which records ``event`` as
+        ``reauthenticated``): its ``auth_time`` is now. None if it is not live.
 
         Every refresh token the session had is spent: presenting one again is reuse.
         """
@@ -206,7 +211,8 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
             if locked is None:
                 return None
             refresh_tokens(locked).filter(used_at__isnull=True).update(used_at=at)
-            return self._extend(locked, at, request)
+            locked.authenticated_at = at
+            return self._extend(locked, at, request, event=event)
 
     def rotate(self, refresh_token: str, *, request: HttpRequest | None = None) -> IssuedTokens:
         """Exchange a refresh token for new tokens, or raise ``RefreshError``.
@@ -332,8 +338,10 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         at: datetime,
         request: HttpRequest | None,
         refresh_token: str | None = None,
+        event: str = Event.REFRESHED,
     ) -> IssuedTokens:
-        """Slide the session's expiry (never past SESSION_MAX_LIFETIME) and mint new tokens."""
+        """Slide the session's expiry (never past SESSION_MAX_LIFETIME), record ``event``, mint
+        new tokens."""
         session.expires_at = min(
             at + jwt_settings.REFRESH_TOKEN_LIFETIME,
             session.created_at + jwt_settings.SESSION_MAX_LIFETIME,
@@ -344,10 +352,11 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
             expires_at=session.expires_at,
             last_used_at=at,
             password_fingerprint=session.password_fingerprint,
+            authenticated_at=session.authenticated_at,
         )
         if refresh_token is None:
             refresh_token = self._add_refresh_token(session, at)
-        events.record(Event.REFRESHED, session, request=request, at=at)
+        events.record(event, session, request=request, at=at)
         return self._issued(session, at, request, refresh_token)
 
     def _issued(

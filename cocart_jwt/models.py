@@ -78,6 +78,12 @@ class Token(models.Model):
     # Issued without its holder's request (CLI, admin for another user): under BIND_TO_IP /
     # BIND_TO_USER_AGENT the first use records the holder's IP and user agent.
     bind_on_first_use = models.BooleanField(default=False, editable=False)
+    # When the user last presented credentials for this session (a login, a reauthentication):
+    # every access token carries it as auth_time. None for sessions made in the admin, the CLI
+    # or for a login link, whose holder never did: RecentLogin refuses their tokens.
+    authenticated_at = models.DateTimeField(
+        _("authenticated at"), null=True, blank=True, editable=False
+    )
 
     objects = TokenManager()
 

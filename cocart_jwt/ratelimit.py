@@ -16,6 +16,8 @@ name               counts                           default
 ``refresh``        refreshes per client IP          ``"10/min"``
 ``validate``       validations per client IP        ``"2/min"``
 ``login_link``     login-link uses per client IP    ``"5/min"``
+``reauthenticate`` reauthentications per client IP  ``"5/min"``
+                   and, apart, per user
 ``login_username`` logins per username              off
 ``refresh_token``  refreshes per refresh token      off
 ``validate_token`` validations per session          off
@@ -55,13 +57,14 @@ UNITS = {
     **dict.fromkeys(("d", "day", "days"), 86400),
 }
 # The limits whose identity is the client IP (the others count a username or a token).
-PER_IP_NAMES = frozenset({"login", "refresh", "validate", "login_link"})
+PER_IP_NAMES = frozenset({"login", "refresh", "validate", "login_link", "reauthenticate"})
 RATE_NAMES = frozenset(
     {
         "login",
         "refresh",
         "validate",
         "login_link",
+        "reauthenticate",
         "login_username",
         "refresh_token",
         "validate_token",
@@ -143,7 +146,8 @@ def hit(name: str, identity: str, request: Any = None) -> Usage | None:
     """Count one request of ``identity`` against limit ``name``; raise when it is exceeded.
 
     ``identity`` is the client IP for the per-IP limits (``PER_IP_NAMES``), else a username or
-    a token; only its SHA-256 reaches the cache.
+    a token; only its SHA-256 reaches the cache. ``reauthenticate`` also counts per user, under
+    an identity no IP can spell (``user_identity``).
 
     Returns None when the limit is off, or when the cache failed and RATE_LIMIT_FAIL_OPEN
     lets the request through.
@@ -167,6 +171,11 @@ def hit(name: str, identity: str, request: Any = None) -> Usage | None:
         rate_limited.send(RateLimitExceeded, name=name, request=request, usage=usage)
         raise RateLimitExceeded(usage)
     return usage
+
+
+def user_identity(user: Any) -> str:
+    """A user as an identity of a per-IP limit: counted apart from every client IP."""
+    return f"user:{user.pk}"
 
 
 def _count(cache: BaseCache, key: str, window: int) -> tuple[int, int]:

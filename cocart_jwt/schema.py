@@ -53,6 +53,21 @@ CROSS_SITE = "A cross-site browser request, with cookie transport on."
 CSRF_REFUSED = "Authenticated by the access cookie (cookie transport) without a CSRF token."
 NOT_A_LIVE_SESSION = "Not one of the caller's live sessions."
 INVALID_CURSOR = "A `cursor` that is not one this endpoint gave."
+REAUTHENTICATE_REFUSED = (
+    "Wrong password (`invalid_credentials`), or a bad, expired or revoked token."
+)
+CROSS_SITE_OR_NOT_A_LOGIN = (
+    "A session no login started (`not_a_login_session`: made in the admin, the CLI or for a "
+    "login link), a cross-site browser request (cookie transport), or an access cookie "
+    "without its CSRF token."
+)
+# A view guarded by cocart_jwt.permissions.RecentLogin (RFC 9470).
+RECENT_LOGIN_REQUIRED = (
+    "No credentials, or a bad, expired or revoked token; or a login older than the view "
+    "allows: `reauthentication_required`, with `WWW-Authenticate: Bearer "
+    'error="insufficient_user_authentication", max_age=<seconds>` (RFC 9470). POST the '
+    "password to `reauthenticate/` and retry."
+)
 
 
 def error_responses(
@@ -66,13 +81,22 @@ def error_responses(
     return {status: OpenApiResponse(ErrorSerializer, words[status]) for status in statuses}
 
 
-def error_headers(*statuses: int) -> list[Any]:
-    """The headers every such error carries: the Bearer challenge of a 401 (RFC 6750) and
-    the ``Retry-After`` of a 429. Schemathesis checks that each answer has them."""
+def error_headers(*statuses: int, step_up: bool = False) -> list[Any]:
+    """The headers every such error carries: the Bearer challenge of a 401 (RFC 6750; with
+    ``step_up``, RFC 9470's too) and the ``Retry-After`` of a 429. Schemathesis checks that
+    each answer has them."""
     if not HAS_SPECTACULAR:
         return []
     headers = []
     if 401 in statuses:
+        challenge = '`Bearer realm="api"`, with `error="invalid_token"` when a token was sent '
+        if step_up:
+            challenge += (
+                'and refused, `error="insufficient_user_authentication", max_age=<seconds>` '
+                "when the login is older than the view allows (RFC 9470)."
+            )
+        else:
+            challenge += "and refused."
         headers.append(
             OpenApiParameter(
                 "WWW-Authenticate",
@@ -80,8 +104,7 @@ def error_headers(*statuses: int) -> list[Any]:
                 OpenApiParameter.HEADER,
                 required=True,
                 response=[401],
-                description='`Bearer realm="api"`, with `error="invalid_token"` when a '
-                "token was sent and refused.",
+                description=challenge,
             )
         )
     if 429 in statuses:

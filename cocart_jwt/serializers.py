@@ -40,6 +40,15 @@ class LoginSerializer(serializers.Serializer):
     )
 
 
+class ReauthenticateSerializer(serializers.Serializer):
+    password = serializers.CharField(
+        min_length=NOT_BLANK,
+        max_length=PASSWORD_MAX_LENGTH,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+    )
+
+
 class RefreshSerializer(serializers.Serializer):
     refresh_token = serializers.CharField(
         min_length=NOT_BLANK,

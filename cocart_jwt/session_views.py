@@ -1,4 +1,4 @@
-"""The caller's sessions: log out of this one or of all, list them, revoke one.
+"""The caller's sessions: log out of this one, of the others or of all, list them, revoke one.
 
 Each finds the caller's session from the Bearer token; logging out also from the refresh
 cookie alone (cookie transport), so a page can log out after losing its access token.
@@ -79,6 +79,23 @@ class LogoutAllView(CookieLogoutMixin):
         user = self.current_session(request).user
         Token.objects.revoke_all(user, RevokeReason.LOGOUT_ALL, request=request._request)
         return no_content(clear_cookies=cookies.enabled())
+
+
+class LogoutOthersView(CookieLogoutMixin):
+    """Revoke every other session of the Bearer token's (or the refresh cookie's) user; this
+    one stays signed in."""
+
+    @extend_schema(
+        summary="Log out of my other sessions",
+        request=None,
+        responses={204: None, **error_responses(401, 403, descriptions={403: CSRF_REFUSED})},
+        parameters=error_headers(401),
+    )
+    def post(self, request: Request) -> Response:
+        current = self.current_session(request)
+        others = Token.objects.filter(user_id=current.user_id).exclude(pk=current.pk)
+        others.revoke(RevokeReason.LOGOUT_OTHERS, request=request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class SessionListView(BearerView):

@@ -46,12 +46,15 @@ DEFAULTS: dict[str, Any] = {
     "REVOKE_ON": ["password_change", "email_change", "deactivation", "logout"],
     "SESSION_CACHE_TTL": timedelta(0),
     "TOUCH_INTERVAL": timedelta(seconds=60),
+    # RecentLogin's default max_age: how long ago a login or reauthentication may be.
+    "REAUTH_MAX_AGE": timedelta(minutes=5),
     # Merged with the user's dict (MERGED_DICTS): naming one limit keeps the others.
     "RATE_LIMITS": {
         "login": "5/min",
         "refresh": "10/min",
         "validate": "2/min",
         "login_link": "5/min",
+        "reauthenticate": "5/min",
     },
     "RATE_LIMIT_CACHE": "default",
     "RATE_LIMIT_FAIL_OPEN": True,
@@ -84,6 +87,7 @@ DURATIONS = frozenset(
         "TOUCH_INTERVAL",
         "REDIS_WAIT_TIMEOUT",
         "EVENT_RETENTION",
+        "REAUTH_MAX_AGE",
     }
 )
 # Durations for which None means "no limit".

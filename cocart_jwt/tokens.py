@@ -90,6 +90,8 @@ def mint_access_token(session: Token, user: AbstractBaseUser, at: datetime) -> A
         jti=jti,
         sid=session.pk,
     )
+    if session.authenticated_at is not None:
+        payload["auth_time"] = int(session.authenticated_at.timestamp())
     if jwt_settings.ISSUER:
         payload["iss"] = jwt_settings.ISSUER
     if jwt_settings.AUDIENCE:
@@ -225,7 +227,20 @@ def check_claims(claims: dict[str, Any]) -> None:
         raise InvalidToken("token not yet valid (nbf or iat in the future)")
     if claims["exp"] - claims["iat"] > (jwt_settings.SESSION_MAX_LIFETIME.total_seconds() + leeway):
         raise InvalidToken("exp is further from iat than any session lives")
+    check_auth_time(claims, current + leeway)
     check_issuer_and_audience(claims)
+
+
+def check_auth_time(claims: dict[str, Any], latest: float) -> None:
+    """``auth_time`` is optional (sessions made in the admin or the CLI have none); present,
+    it is an integer NumericDate not after ``latest``: RecentLogin trusts it."""
+    if "auth_time" not in claims:
+        return
+    auth_time = claims["auth_time"]
+    if type(auth_time) is not int:
+        raise InvalidToken("auth_time claim is not an integer NumericDate")
+    if auth_time > latest:
+        raise InvalidToken("auth_time claim is in the future")
 
 
 def check_identifiers(claims: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
 from django.urls import path, re_path, register_converter
 
-from . import event_views, link_views, session_views, views
+from . import event_views, link_views, session_views, step_up_views, views
 from .tokens import SESSION_ID
 
 app_name = "cocart_jwt"
@@ -28,6 +28,8 @@ urlpatterns = [
     path("validate/", views.ValidateView.as_view(), name="validate"),
     path("logout/", session_views.LogoutView.as_view(), name="logout"),
     path("logout/all/", session_views.LogoutAllView.as_view(), name="logout-all"),
+    path("logout/others/", session_views.LogoutOthersView.as_view(), name="logout-others"),
+    path("reauthenticate/", step_up_views.ReauthenticateView.as_view(), name="reauthenticate"),
     path("sessions/", session_views.SessionListView.as_view(), name="sessions"),
     path(
         "sessions/<session_id:session_id>/",

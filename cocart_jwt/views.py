@@ -173,9 +173,10 @@ def invalid_credentials() -> AuthenticationFailed:
     return AuthenticationFailed(_("Invalid credentials."), code="invalid_credentials")
 
 
-class CookieSettingView(PublicView):
-    """Login and refresh: with cookie transport, a cross-site browser request is a 403 that
-    sets no cookie, or another site's form could sign a visitor in as someone else."""
+class CookieSetting(JWTView):
+    """Login, refresh and reauthenticate: with cookie transport, a cross-site browser request
+    is a 403 that sets no cookie, or another site's form could sign a visitor in as someone
+    else."""
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
@@ -189,11 +190,15 @@ class CookieSettingView(PublicView):
     def finalize_response(
         self, request: Request, response: Response, *args: Any, **kwargs: Any
     ) -> Response:
-        """Every answer of login and refresh is ``no-store`` (RFC 6749 5.1 and 5.2), errors
+        """Every answer of an endpoint that mints is ``no-store`` (RFC 6749 5.1 and 5.2), errors
         too: a cache between client and site must keep neither a token pair nor a refusal,
         which would be served for the next request with the same URL."""
         response = super().finalize_response(request, response, *args, **kwargs)
         return no_store(response)
+
+
+class CookieSettingView(CookieSetting, PublicView):
+    """Login and refresh: public, and under the cookie rules of ``CookieSetting``."""
 
 
 @method_decorator(sensitive_post_parameters("password"), name="dispatch")

@@ -6,12 +6,17 @@
         --password demo2-password-123
 
 Log in, browse the products, fill the cart, refresh the tokens when the access token
-expires, check out, log out, and show that the old tokens are refused. Each step is
-printed; the exit status is 0 when the server behaved as this app promises, 1 otherwise.
+expires, check out (reauthenticating when the login is no longer recent), log out, and show
+that the old tokens are refused. Each step is printed; the exit status is 0 when the server
+behaved as this app promises, 1 otherwise.
 
 The part to copy into a real client is ``StoreClient.request``: send the access token; on
-a 401 whose ``WWW-Authenticate`` says ``error="invalid_token"``, refresh once and retry.
-Tokens are kept in memory only, and never printed in full.
+a 401 whose ``WWW-Authenticate`` says ``error="invalid_token"``, refresh once and retry; on
+one that says ``error="insufficient_user_authentication"`` (RFC 9470: the checkout wants a
+recent login), post the password to ``reauthenticate/`` and retry. Tokens are kept in memory
+only, and never printed in full.
+
+Start the server with ``COCART_JWT_REAUTH_MAX_AGE=3`` to see the reauthentication.
 
 When the access token lives at most ``--max-wait`` seconds (start the server with
 ``COCART_JWT_ACCESS_TOKEN_LIFETIME=5`` to see it), the client waits for it to expire and
@@ -24,6 +29,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -42,13 +48,20 @@ def short(token: str) -> str:
 
 
 class StoreClient:
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    """``ask_password`` is called when the server wants the password again: a real app asks
+    its user then; this script answers with the one it logged in with."""
+
+    def __init__(
+        self, base_url: str, ask_password: Callable[[], str], *, timeout: float = 10.0
+    ) -> None:
         self.http = httpx.Client(base_url=base_url, timeout=timeout)
+        self.ask_password = ask_password
         self.access_token: str | None = None
         self.refresh_token: str | None = None
         self.sid: str | None = None
         self.access_expires_at = 0.0
         self.refreshes = 0
+        self.reauthentications = 0
 
     def close(self) -> None:
         self.http.close()
@@ -74,6 +87,15 @@ class StoreClient:
         self.refreshes += 1
         return self.keep(response.json())
 
+    def reauthenticate(self) -> dict[str, Any]:
+        """The password again, for the same session: a fresh ``auth_time``, a new pair."""
+        response = self.http.post(
+            f"{AUTH}reauthenticate/", json={"password": self.ask_password()}, headers=self.bearer()
+        )
+        expect(response, 200, "reauthenticate")
+        self.reauthentications += 1
+        return self.keep(response.json())
+
     def keep(self, pair: dict[str, Any]) -> dict[str, Any]:
         self.access_token = pair["access_token"]
         self.refresh_token = pair["refresh_token"]
@@ -91,17 +113,34 @@ class StoreClient:
     # -- API calls ------------------------------------------------------------------------
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Call the API with the access token; refresh once and retry if it was refused."""
+        """Call the API with the access token; if it was refused, refresh once and retry; if
+        the login is not recent enough, reauthenticate once and retry."""
         response = self.http.request(method, path, headers=self.bearer(), **kwargs)
-        challenge = response.headers.get("WWW-Authenticate", "")
-        if response.status_code == 401 and 'error="invalid_token"' in challenge:
+        if challenged(response, "invalid_token"):
             say(f"  {method} {path} -> 401 invalid_token: the access token expired; refreshing")
             old_sid = self.sid
             self.refresh()
             same = "same session" if self.sid == old_sid else "NEW session?"
             say(f"  refreshed: new access token {short(self.access_token or '')}, {same}")
             response = self.http.request(method, path, headers=self.bearer(), **kwargs)
+        if challenged(response, "insufficient_user_authentication"):
+            max_age = response.headers["WWW-Authenticate"].rpartition("max_age=")[2]
+            say(
+                f"  {method} {path} -> 401 insufficient_user_authentication: the login is older "
+                f"than {max_age} s; reauthenticating"
+            )
+            old_sid = self.sid
+            self.reauthenticate()
+            same = "same session" if self.sid == old_sid else "NEW session?"
+            say(f"  reauthenticated: new access token {short(self.access_token or '')}, {same}")
+            response = self.http.request(method, path, headers=self.bearer(), **kwargs)
         return response
+
+
+def challenged(response: httpx.Response, error: str) -> bool:
+    """A 401 whose Bearer challenge names ``error``."""
+    challenge = response.headers.get("WWW-Authenticate", "")
+    return response.status_code == 401 and f'error="{error}"' in challenge
 
 
 def say(line: str) -> None:
@@ -227,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         help="wait for the access token to expire if it lives at most this long (seconds)",
     )
     args = parser.parse_args(argv)
-    client = StoreClient(args.base_url)
+    client = StoreClient(args.base_url, ask_password=lambda: args.password)
     try:
         journey(client, args.username, args.password, args.max_wait)
     except JourneyError as exc:

@@ -214,6 +214,7 @@ def _rate_limits_off_unless_tested(request: pytest.FixtureRequest) -> Any:
                 "refresh",
                 "validate",
                 "login_link",
+                "reauthenticate",
                 "login_username",
                 "refresh_token",
                 "validate_token",

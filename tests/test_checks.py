@@ -251,6 +251,7 @@ def test_bad_access_token_lifetime_is_e005(
         "SESSION_MAX_LIFETIME",
         "ADMIN_TOKEN_LIFETIME",
         "LOGIN_LINK_LIFETIME",
+        "REAUTH_MAX_AGE",
     ],
 )
 def test_zero_lifetimes_are_e005(name: str, settings: Any, shared_caches: None) -> None:
@@ -324,6 +325,11 @@ def test_rate_limits_not_a_dict_is_e006(settings: Any, shared_caches: None) -> N
 @pytest.mark.parametrize("rate", ["5/min", "100/hour", "10/s", "1000/day", None])
 def test_good_rates_are_clean(rate: Any, settings: Any, shared_caches: None) -> None:
     configure(settings, RATE_LIMITS={"login": rate, "refresh": rate, "validate": rate})
+    assert cocart_ids() == []
+
+
+def test_reauthenticate_is_a_known_rate_limit(settings: Any, shared_caches: None) -> None:
+    configure(settings, RATE_LIMITS={"reauthenticate": "3/min"})
     assert cocart_ids() == []
 
 

@@ -231,7 +231,10 @@ def test_a_stored_session_with_reserved_claims_never_mints_them_on_refresh(
     assert response.status_code == 200
     claims = verify_access_token(response.json()["access_token"])
     assert claims["tenant"] == "acme"
-    assert not {"scope", "cnf", "auth_time", "typ"} & set(claims)
+    assert not {"scope", "cnf", "typ"} & set(claims)
+    # auth_time is the login's, never the stored one.
+    login_time = Token.objects.get(pk=data["sid"]).authenticated_at
+    assert claims["auth_time"] == int(login_time.timestamp()) != STORED["auth_time"]
 
 
 def test_a_stored_session_with_reserved_claims_never_mints_them_in_the_admin(

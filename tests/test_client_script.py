@@ -1,7 +1,9 @@
 """example_project/client.py, run as a user runs it, against a live example store.
 
 The store's access tokens live 2 seconds here, so the client's refresh on expiry happens
-for real: the first request after the wait is a 401, the client refreshes and retries.
+for real: the first request after the wait is a 401, the client refreshes and retries. A login
+counts as recent for 3 seconds, and the checkout comes at least 3.5 seconds after the login
+(the wait): the step-up challenge happens for real too, and the client reauthenticates.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ CLIENT = ROOT / "example_project" / "client.py"
 @pytest.fixture(scope="module")
 def short_lived_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreServer]:
     server = StoreServer(
-        tmp_path_factory.mktemp("client-store"), COCART_JWT_ACCESS_TOKEN_LIFETIME="2"
+        tmp_path_factory.mktemp("client-store"),
+        COCART_JWT_ACCESS_TOKEN_LIFETIME="2",
+        COCART_JWT_REAUTH_MAX_AGE="3",
     )
     try:
         server.start()
@@ -41,7 +45,7 @@ def run_client(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_client_completes_the_journey_and_refreshes_when_the_token_expires(
+def test_the_client_completes_the_journey_refreshing_and_reauthenticating_when_asked(
     short_lived_store: StoreServer,
 ) -> None:
     store = short_lived_store
@@ -59,6 +63,10 @@ def test_the_client_completes_the_journey_and_refreshes_when_the_token_expires(
         "refreshed: new access token",
         "same session",
         "5. Check out",
+        "POST /api/orders/ -> 401 insufficient_user_authentication: the login is older than 3 s;"
+        " reauthenticating",
+        "reauthenticated: new access token",
+        "same session",
         "6. Log out",
         "204: the session is revoked",
         "7. The old tokens are refused",
@@ -74,6 +82,8 @@ def test_the_client_completes_the_journey_and_refreshes_when_the_token_expires(
 
     # The server saw the expiry, and the order the client reported is really there.
     assert "Access token refused: token expired" in store.output()
+    assert "authenticated too long ago" in store.output()
+    assert re.search(r"Session \S+ reauthenticated", store.output())
     order_id, total = re.search(r"201: order (\d+), total ([\d.]+)", out).groups()  # type: ignore[union-attr]
     demo = store.login(*DEMO)
     orders = store.call("GET", "/api/orders/", demo["access_token"]).json()["results"]

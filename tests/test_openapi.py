@@ -60,6 +60,8 @@ def test_every_endpoint_is_documented(schema):
         ("/api/auth/validate/", "post"),
         ("/api/auth/logout/", "post"),
         ("/api/auth/logout/all/", "post"),
+        ("/api/auth/logout/others/", "post"),
+        ("/api/auth/reauthenticate/", "post"),
         ("/api/auth/sessions/", "get"),
         ("/api/auth/sessions/{session_id}/", "delete"),
         ("/api/auth/jwks.json", "get"),
@@ -75,6 +77,21 @@ def test_login_documents_its_request_and_token_pair(schema):
     assert {"access_token", "refresh_token", "token_type", "expires_in", "sid", "user"} <= set(pair)
     assert {"200", "400", "401", "429"} <= set(login["responses"])
     assert login.get("security", [{}]) == [{}]  # no credentials needed
+
+
+def test_reauthenticate_documents_its_password_and_token_pair(schema):
+    step_up = operation(schema, "/api/auth/reauthenticate/", "post")
+    body = step_up["requestBody"]["content"]
+    assert {"application/json", "application/x-www-form-urlencoded"} <= set(body)
+    request = body["application/json"]["schema"]["$ref"]
+    assert set(schema["components"]["schemas"][request.rsplit("/", 1)[1]]["properties"]) == {
+        "password"
+    }
+    assert step_up["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/TokenPair"
+    )
+    assert step_up["security"] == [{"jwtAuth": []}]
+    assert "not_a_login_session" in step_up["responses"]["403"]["description"]
 
 
 def test_sessions_document_the_current_flag(schema):
@@ -139,6 +156,8 @@ def test_every_error_of_the_app_is_documented_as_it_answers(completed_schema):
     assert documented("/api/auth/validate/", "post") == {"200", "401", "403", "429"}
     assert documented("/api/auth/logout/", "post") == {"204", "401", "403"}
     assert documented("/api/auth/logout/all/", "post") == {"204", "401", "403"}
+    assert documented("/api/auth/logout/others/", "post") == {"204", "401", "403"}
+    assert documented("/api/auth/reauthenticate/", "post") == {"200", "400", "401", "403", "429"}
     assert documented("/api/auth/sessions/", "get") == {"200", "401"}
     assert documented("/api/auth/sessions/{session_id}/", "delete") == {
         "204",

@@ -15,7 +15,8 @@ still shows the old state, and the app must answer from the primary:
 - ``MAX_TOKENS_PER_USER`` holds against the replica's stale list of sessions;
 - a password change: the old password no longer logs in (any authentication backend's reads
   go to the primary: ``cocart_jwt.primary.primary_reads``), the sessions are revoked, their
-  refresh tokens refused; also for a user the replica has not seen yet;
+  refresh tokens refused; also for a user the replica has not seen yet; ``reauthenticate/``
+  checks the new password, not the replica's old one;
 - deactivation of a user the replica has not seen yet revokes (strict and cached mode), and
   with deactivation left out of REVOKE_ON the cached snapshots still go stale;
 - a login link of a revoked session, or made before a password change, is refused; one the
@@ -275,6 +276,26 @@ def test_any_authentication_backend_checks_credentials_on_the_primary(
 
     assert login(api_client, "alice@example.com", password).status_code == 401
     assert login(api_client, "alice@example.com", NEW_PASSWORD).status_code == 200
+
+
+def test_reauthentication_checks_the_password_on_the_primary(api_client, user, password, settings):
+    set_revoke_on(settings, "logout")  # the session outlives the password change
+    tokens = sign_in(api_client, password)
+    snapshot()  # the replica keeps the old password hash
+
+    user.set_password(NEW_PASSWORD)
+    user.save()
+
+    reauthenticate = reverse("cocart_jwt:reauthenticate")
+    old = api_client.post(
+        reauthenticate, {"password": password}, format="json", **bearer(tokens["access_token"])
+    )
+    new = api_client.post(
+        reauthenticate, {"password": NEW_PASSWORD}, format="json", **bearer(tokens["access_token"])
+    )
+    assert old.status_code == 401
+    assert new.status_code == 200, new.content
+    assert new.json()["sid"] == tokens["sid"]
 
 
 def test_a_password_change_revokes_sessions_of_a_user_the_replica_has_not_seen(

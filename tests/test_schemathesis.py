@@ -281,6 +281,16 @@ def test_the_store_serves_the_schema_this_run_checks(store: StoreServer) -> None
     assert "/api/auth/login-link/" in served.json()["paths"]
 
 
+def test_the_store_documents_the_step_up_challenge_of_its_checkout() -> None:
+    """RecentLogin's 401 (RFC 9470), which a fuzzer with fresh logins never meets."""
+    unauthorized = store_openapi()["paths"]["/api/orders/"]["post"]["responses"]["401"]
+    challenge = unauthorized["headers"]["WWW-Authenticate"]
+
+    assert "reauthentication_required" in unauthorized["description"]
+    assert 'error="insufficient_user_authentication", max_age=' in challenge["description"]
+    assert challenge["required"] is True
+
+
 @store_schema.parametrize()
 @PER_OPERATION
 def test_the_store_answers_as_its_schema_says(case: Any, store: StoreServer) -> None:

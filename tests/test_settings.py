@@ -93,11 +93,13 @@ def test_defaults_are_the_documented_ones() -> None:
     }
     assert jwt_settings.SESSION_CACHE_TTL == timedelta(0)
     assert jwt_settings.TOUCH_INTERVAL == timedelta(seconds=60)
+    assert jwt_settings.REAUTH_MAX_AGE == timedelta(minutes=5)
     assert jwt_settings.RATE_LIMITS == {
         "login": "5/min",
         "refresh": "10/min",
         "validate": "2/min",
         "login_link": "5/min",
+        "reauthenticate": "5/min",
     }
     assert jwt_settings.RATE_LIMIT_IPV6_PREFIX == 64
     assert jwt_settings.CACHE == "default"
@@ -120,6 +122,7 @@ def test_rate_limits_are_laid_over_the_defaults(settings: Any) -> None:
         "refresh": "10/min",
         "validate": None,
         "login_link": "5/min",
+        "reauthenticate": "5/min",
         "login_username": "20/hour",
     }
 

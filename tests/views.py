@@ -1,8 +1,12 @@
 from django.http import HttpRequest, HttpResponse
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from cocart_jwt.authentication import JWTAuthentication
+from cocart_jwt.permissions import RecentLogin
 
 
 class MeView(APIView):
@@ -22,6 +26,34 @@ class MeView(APIView):
 
 
 me = MeView.as_view()
+
+
+class RecentLoginView(APIView):
+    """A step-up view (``RecentLogin``, max_age from REAUTH_MAX_AGE)."""
+
+    permission_classes = [RecentLogin]
+
+    def post(self, request: Request) -> Response:
+        return Response({"sid": request.auth.pk})
+
+
+class LastMinuteLogin(RecentLogin):
+    max_age = 60
+
+
+class LastMinuteView(RecentLoginView):
+    permission_classes = [LastMinuteLogin]
+
+
+class SessionOrTokenView(RecentLoginView):
+    """Django's session first: a signed-in browser is authenticated without any token."""
+
+    authentication_classes = [SessionAuthentication, JWTAuthentication]
+
+
+recent = RecentLoginView.as_view()
+last_minute = LastMinuteView.as_view()
+session_or_token = SessionOrTokenView.as_view()
 
 
 SPA_PAGE = """<!doctype html>

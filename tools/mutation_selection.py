@@ -61,6 +61,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_keys.py",
         "test_settings.py",
         "test_secrets_at_rest.py",
+        "test_step_up.py",
     ),
     "authentication": (
         "test_authentication.py",
@@ -135,6 +136,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_hostile_bodies.py::test_fuzz_refresh*",
         "test_replica_reads.py",
         "test_events.py",
+        "test_step_up.py",
     ),
     "revocation": (
         "test_registry.py",
@@ -175,6 +177,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_events.py::test_a_used_login_link*",
     ),
     "primary": ("test_replica_reads.py",),
+    "permissions": ("test_step_up.py",),
     "browser_sessions": (
         "test_login_link.py",
         "test_login_link_sessions.py",

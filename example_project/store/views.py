@@ -29,7 +29,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cocart_jwt.schema import error_headers, error_responses
+from cocart_jwt.permissions import RecentLogin
+from cocart_jwt.schema import RECENT_LOGIN_REQUIRED, error_headers, error_responses
 from cocart_jwt.views import exception_handler as cocart_exception_handler
 
 from .models import Cart, CartItem, Order, OrderLine, Product
@@ -215,18 +216,26 @@ class CartItemDetailView(generics.RetrieveUpdateDestroyAPIView):
                 409,
                 descriptions={
                     400: "The cart is empty.",
+                    401: RECENT_LOGIN_REQUIRED,
                     409: "Not enough stock of a product in the cart; the cart is kept.",
                 },
             ),
         },
-        parameters=CHALLENGE,
+        parameters=error_headers(401, step_up=True),
     ),
 )
 class OrderListView(generics.ListAPIView):
-    """``GET /api/orders/``: your orders, newest first. ``POST``: check out the cart."""
+    """``GET /api/orders/``: your orders, newest first. ``POST``: check out the cart, which
+    takes a recent login (``RecentLogin``: ``REAUTH_MAX_AGE``, 5 minutes by default); an
+    older one gets the RFC 9470 challenge, and the client reauthenticates."""
 
     permission_classes = [IsAuthenticated]
     serializer_class = OrderSerializer
+
+    def get_permissions(self) -> list[Any]:
+        if self.request.method == "POST":
+            return [RecentLogin()]
+        return super().get_permissions()
 
     def get_queryset(self) -> QuerySet[Order]:
         return Order.objects.filter(user=self.request.user).prefetch_related("lines")

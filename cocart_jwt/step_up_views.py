@@ -1,0 +1,88 @@
+"""Step-up (RFC 9470): ``reauthenticate/`` gives a session a fresh ``auth_time``.
+
+A view guarded by ``cocart_jwt.permissions.RecentLogin`` answers a stale login with a 401
+``insufficient_user_authentication`` challenge; the client posts the password here, gets a
+new pair of the same session, and retries.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.utils.decorators import method_decorator
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_post_parameters
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from . import ratelimit
+from .authentication import JWTAuthentication
+from .choices import Event
+from .models import Token
+from .schema import (
+    CROSS_SITE_OR_NOT_A_LOGIN,
+    REAUTHENTICATE_REFUSED,
+    error_headers,
+    error_responses,
+    extend_schema,
+)
+from .serializers import ReauthenticateSerializer, TokenPairSerializer
+from .views import BearerView, CookieSetting, check_credentials, invalid_credentials, token_response
+
+logger = logging.getLogger("cocart_jwt")
+
+
+def not_a_login_session() -> PermissionDenied:
+    return PermissionDenied(
+        _("This session was not started by a login: sign in instead."),
+        code="not_a_login_session",
+    )
+
+
+@method_decorator(sensitive_post_parameters("password"), name="dispatch")
+class ReauthenticateView(CookieSetting, BearerView):
+    """Check the password of the Bearer token's user again: a new token pair of the same
+    session, with a fresh ``auth_time`` and every earlier refresh token spent."""
+
+    rate_limit = "reauthenticate"
+
+    @extend_schema(
+        summary="Reauthenticate (step-up)",
+        request=ReauthenticateSerializer,
+        responses={
+            200: TokenPairSerializer,
+            **error_responses(
+                400,
+                401,
+                403,
+                429,
+                descriptions={401: REAUTHENTICATE_REFUSED, 403: CROSS_SITE_OR_NOT_A_LOGIN},
+            ),
+        },
+        parameters=error_headers(401, 429),
+    )
+    def post(self, request: Request) -> Response:
+        session = self.session(request)
+        # Only a session a login started has an auth_time to renew (the admin's, the CLI's
+        # and a login link's have none): the token says so, no query needed.
+        if "auth_time" not in session.access_claims:
+            logger.info(
+                "Reauthentication refused: session %s was not started by a login", session.pk
+            )
+            raise not_a_login_session()
+        # Per user too: a stolen access token used from many addresses guesses no faster.
+        self.limit("reauthenticate", ratelimit.user_identity(request.user))
+        serializer = ReauthenticateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        password = serializer.validated_data["password"]
+        user = check_credentials(request, request.user.get_username(), password)
+        if user is None or user.pk != request.user.pk:
+            logger.info("Reauthentication refused: wrong password for session %s", session.pk)
+            raise invalid_credentials()
+        issued = Token.objects.renew(session, request=request._request, event=Event.REAUTHENTICATED)
+        if issued is None:  # revoked or expired since the request was authenticated
+            logger.info("Reauthentication refused: session %s is no longer live", session.pk)
+            JWTAuthentication().fail(request)
+        logger.info("Session %s reauthenticated", session.pk)
+        return token_response(issued)
