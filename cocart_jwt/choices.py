@@ -35,12 +35,15 @@ class Refusal(models.TextChoices):
 
     REVOKED = "revoked", _("The session is revoked.")
     EXPIRED = "expired", _("The session has expired.")
+    IDLE = "idle", _("The session was unused for too long.")
     USER_INACTIVE = "user_inactive", _("The user of the session is inactive.")
 
     def logged(self, sid: str) -> str:
         """The sentence for the ``cocart_jwt`` log (never for the client): which session, why."""
         if self is Refusal.USER_INACTIVE:
             return f"user of session {sid} is inactive"
+        if self is Refusal.IDLE:
+            return f"session {sid} was unused for longer than SESSION_IDLE_TIMEOUT"
         return f"session {sid} is {self.value}"
 
 

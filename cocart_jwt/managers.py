@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.db import models, router, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import F, Q
 from django.utils.crypto import constant_time_compare
 
-from . import events, postgres
+from . import events, grace, postgres
 from .choices import Event, RevokeReason, Status
 from .http import client_ip, user_agent
 from .issued import IssuedTokens, RefreshError, RefreshTokenReused, new_refresh_token
 from .passwords import has_last_login, password_fingerprint, password_unchanged
 from .primary import on_primary
-from .revocation import announce_revoked
+from .revocation import announce_revoked, revoke
 from .settings import jwt_settings
 from .signals import refresh_token_reused, token_issued, token_refreshed
 from .tokens import mint_access_token
@@ -74,42 +74,9 @@ class TokenQuerySet(models.QuerySet["Token"]):
     def revoke(self, reason: str, *, request: HttpRequest | None = None) -> list[Token]:
         """Revoke every unrevoked session here; the one place that sends ``token_revoked``
         and writes ``revoked`` events (with the client of ``request``, when one caused it).
-
-        Returns the sessions this call revoked. Those here that were revoked already (by a
-        raw UPDATE, say) but have not expired are repaired on the way, with no extra query:
-        their cache entries are tombstoned and their login-link browser sessions ended, as
-        for the sessions revoked now. Expired ones need neither: cache entries and
-        login-link browser sessions never outlive their session.
+        Returns the sessions this call revoked (``revocation.revoke`` says what else it does).
         """
-        at = now()
-        with transaction.atomic(savepoint=False):
-            sessions = self._lock_for_revoke(at)
-            revoked = [session for session in sessions if session.revoked_at is None]
-            if revoked:
-                self.model._default_manager.filter(pk__in=[s.pk for s in revoked]).update(
-                    revoked_at=at, revoke_reason=reason
-                )
-            for session in revoked:
-                session.revoked_at, session.revoke_reason = at, reason
-            events.record_each(Event.REVOKED, revoked, request=request, reason=reason, at=at)
-            announce_revoked(self.model, sessions, revoked, reason)
-        return revoked
-
-    def _lock_for_revoke(self, at: datetime) -> list[Token]:
-        """The sessions here to revoke (unrevoked) or repair (revoked, unexpired), locked.
-
-        Each knows, from the same query, whether a login link started a browser session of
-        it: the common case (none) costs no second query.
-        """
-        links = related_model(self.model, "login_links")._default_manager
-        started = links.filter(session_id=OuterRef("pk")).exclude(django_session_key="")
-        return list(
-            self.filter(Q(revoked_at__isnull=True) | Q(expires_at__gt=at))
-            .annotate(has_browser_session=Exists(started))
-            .select_related("user")
-            .select_for_update(of=("self",))
-            .order_by("created_at")
-        )
+        return revoke(self, reason, request=request)
 
 
 class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore[misc]
@@ -218,8 +185,9 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         """Exchange a refresh token for new tokens, or raise ``RefreshError``.
 
         The presented token is claimed with a conditional UPDATE, so of N concurrent uses
-        exactly one wins and the others are reuse. On PostgreSQL, the claim, the session's new
-        expiry and the next token are one statement (``cocart_jwt.postgres``).
+        exactly one wins and the others are reuse, or retries within REFRESH_REUSE_GRACE. On
+        PostgreSQL, the claim, the session's new expiry and the next token (whose parent is the
+        presented one) are one statement (``cocart_jwt.postgres``).
         """
         digest = sha256_hex(refresh_token)
         using = router.db_for_write(self.model)
@@ -231,8 +199,11 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
                 self.select_for_update(of=("self",))
                 .select_related("user")
                 .filter(refresh_tokens__token_hash=digest)
-                # After filter(), so the annotation reads the row the filter joined.
-                .annotate(presented_hash=F("refresh_tokens__token_hash"))
+                # After filter(), so the annotations read the row the filter joined.
+                .annotate(
+                    presented_hash=F("refresh_tokens__token_hash"),
+                    presented_id=F("refresh_tokens__id"),
+                )
                 .first()
             )
             if session is None or not constant_time_compare(session.presented_hash, digest):
@@ -242,9 +213,8 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
                 return self._extend(session, at, request, refresh_token=refresh_token)
             claimed = refresh_tokens(session).filter(token_hash=digest, used_at__isnull=True)
             if claimed.update(used_at=at):
-                return self._extend(session, at, request)
-        self._handle_reuse(session, request)
-        raise RefreshTokenReused(f"refresh token reused; session {session.pk} revoked")
+                return self._extend(session, at, request, parent_id=session.presented_id)
+        return self._retry_or_reuse(session, session.presented_id, at, request)
 
     # pragma: no mutate start (PostgreSQL only, the mutation run has SQLite); pinned by
     # tests/test_round_trips.py, tests/test_concurrency.py and the suite on PostgreSQL.
@@ -305,8 +275,7 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
                     self.filter(pk=session.pk).update(password_fingerprint=fingerprint)
                     session.password_fingerprint = fingerprint
                 return self._issued(session, at, request, child or refresh_token)
-        self._handle_reuse(session, request)
-        raise RefreshTokenReused(f"refresh token reused; session {session.pk} revoked")
+        return self._retry_or_reuse(session, done.presented_id, at, request)
 
     # pragma: no mutate end
 
@@ -325,12 +294,28 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         if not password_unchanged(session.user, session.password_fingerprint):
             raise RefreshError(f"password of the user of session {session.pk} changed")
 
-    def _handle_reuse(self, session: Token, request: HttpRequest | None) -> None:
+    def _retry_or_reuse(
+        self, session: Token, presented_id: int, at: datetime, request: HttpRequest | None
+    ) -> IssuedTokens:
+        """After a refresh token's failed claim: new tokens for a retry within
+        REFRESH_REUSE_GRACE (``grace``), read again under the session's lock (parallel retries
+        take turns, each spending the child the previous one made); else reuse, raised."""
+        if jwt_settings.REFRESH_REUSE_GRACE:
+            with transaction.atomic(using=router.db_for_write(self.model)):
+                query = self.select_for_update(of=("self",)).select_related("user")
+                locked = query.get(pk=session.pk)
+                self._check_refreshable(locked, at)
+                if grace.spend_child(refresh_tokens(locked), presented_id, at):
+                    logger.info("Refresh of session %s within REFRESH_REUSE_GRACE", session.pk)
+                    return self._extend(
+                        locked, at, request, event=Event.REUSE_GRACE, parent_id=presented_id
+                    )
         logger.warning("Refresh token reused; revoking session %s", session.pk)
         with transaction.atomic(savepoint=False):
             events.record(Event.REUSED, session, request=request)
             session.revoke(RevokeReason.REFRESH_TOKEN_REUSED, request=request)
         refresh_token_reused.send(self.model, token=session, user=session.user, request=request)
+        raise RefreshTokenReused(f"refresh token reused; session {session.pk} revoked")
 
     def _extend(
         self,
@@ -339,6 +324,7 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         request: HttpRequest | None,
         refresh_token: str | None = None,
         event: str = Event.REFRESHED,
+        parent_id: int | None = None,
     ) -> IssuedTokens:
         """Slide the session's expiry (never past SESSION_MAX_LIFETIME), record ``event``, mint
         new tokens."""
@@ -355,7 +341,7 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
             authenticated_at=session.authenticated_at,
         )
         if refresh_token is None:
-            refresh_token = self._add_refresh_token(session, at)
+            refresh_token = self._add_refresh_token(session, at, parent_id)
         events.record(event, session, request=request, at=at)
         return self._issued(session, at, request, refresh_token)
 
@@ -369,11 +355,11 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
             session, session.user, access.token, access.expires_at, refresh_token, at, access.claims
         )
 
-    def _add_refresh_token(self, session: Token, at: datetime) -> str:
+    def _add_refresh_token(self, session: Token, at: datetime, parent_id: int | None) -> str:
         raw = new_refresh_token()
         family = related_model(self.model, "refresh_tokens")
         family._default_manager.create(
-            session_id=session.pk, token_hash=sha256_hex(raw), created_at=at
+            session_id=session.pk, token_hash=sha256_hex(raw), created_at=at, parent_id=parent_id
         )
         return raw
 

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from .choices import Event, Refusal, RevokeReason, Status
 from .events import TokenEvent
 from .managers import TokenManager
+from .settings import jwt_settings
 from .utils import now
 
 if TYPE_CHECKING:
@@ -125,13 +126,22 @@ class Token(models.Model):
         its tokens are: the one answer to "is this session usable?", for the verifier, the
         refresh, login links, the admin and the CLI. Needs ``self.user`` (one query unless
         it was selected with the session)."""
+        at = at or now()
         if self.revoked_at is not None:
             return Refusal.REVOKED
-        if self.expires_at <= (at or now()):
+        if self.expires_at <= at:
             return Refusal.EXPIRED
+        if self.idle_at(at):
+            return Refusal.IDLE
         if not user_is_active(self.user):
             return Refusal.USER_INACTIVE
         return None
+
+    def idle_at(self, at: datetime) -> bool:
+        """Whether, at ``at``, the session has gone unused for SESSION_IDLE_TIMEOUT: since its
+        ``last_used_at``, written at most once per TOUCH_INTERVAL, or its creation."""
+        timeout = jwt_settings.SESSION_IDLE_TIMEOUT
+        return timeout is not None and (self.last_used_at or self.created_at) + timeout <= at
 
     @property
     def status(self) -> str:
@@ -161,6 +171,21 @@ class RefreshToken(models.Model):
     token_hash = models.CharField(_("token hash"), max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(_("created at"), default=now, editable=False)
     used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+    # The token whose rotation by refresh/ (or retry within REFRESH_REUSE_GRACE) made this one;
+    # None for the tokens of a login or renewal. The grace reads it on the session's newest
+    # row only. No constraint, no index, no cascade: a session's family is still deleted in
+    # one statement, without loading it (Django cannot fast-delete rows that others cascade to).
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        verbose_name=_("parent"),
+    )
 
     class Meta:
         verbose_name = _("refresh token")

@@ -18,11 +18,14 @@ see the session that login inserted, and both would keep it, one over the cap. A
 statement starts after the lock is granted, so it sees every session committed before.
 With BEGIN and COMMIT, a login is 3 round trips after the user lookup.
 
-**Refresh**: one statement claims the presented refresh token (``used_at IS NULL``: of parallel
-uses one wins), slides the session, inserts the next token and the ``refreshed`` event (only if
-the session slid), and returns the session and its user as they were, for the checks only
-Python can make (the password fingerprint, the user's ``is_active``). A check that fails rolls
-the transaction back. With BEGIN and COMMIT, 3 round trips.
+**Refresh**: one statement locks the session's row, claims the presented refresh token
+(``used_at IS NULL``: of parallel uses one wins), slides the session, inserts the next token (its
+``parent`` the presented one) and the ``refreshed`` event (only if the session slid), and
+returns the session and its user as they were, for the checks only Python can make (the
+password fingerprint, the user's ``is_active``). A check that fails rolls the transaction back.
+With BEGIN and COMMIT, 3 round trips. The session is locked before the token, as every other
+writer of a session's refresh tokens does (the ORM path, renewals, a retry within the reuse
+grace): no two of them wait for each other's lock.
 """
 
 from __future__ import annotations
@@ -303,6 +306,7 @@ class Rotation:
     session: Token
     claimed: bool
     expires_at: datetime | None
+    presented_id: int
 
 
 def rotate(
@@ -316,11 +320,12 @@ def rotate(
     event: models.Model,
     using: str,
 ) -> Rotation | None:
-    """Claim the refresh token of hash ``token_hash`` (in ``token_model``'s family; unless
-    ``child_hash`` is None: rotation off), slide its session (never past ``created_at +
-    max_lifetime``), insert the next token, of hash ``child_hash``, and ``event`` (refreshed,
-    of the session's user and sid) in one statement. None when no refresh token has that
-    hash. Call it inside a transaction."""
+    """Lock the session of the refresh token of hash ``token_hash`` (in ``token_model``'s
+    family), claim the token (unless ``child_hash`` is None: rotation off), slide the session
+    (never past ``created_at + max_lifetime``), insert the next token, of hash ``child_hash``
+    and parent the claimed one, and ``event`` (refreshed, of the session's user and sid), in
+    one statement. None when no refresh token has that hash. Call it inside a transaction: the
+    session stays locked until it ends."""
     family = token_model._meta.get_field("refresh_tokens").related_model
     q = lambda name: quote(using, name)  # noqa: E731
     token_table, family_table = q(token_model._meta.db_table), q(family._meta.db_table)
@@ -341,14 +346,16 @@ def rotate(
         )
         params.append(at)
         # The next token exists only if the session slid.
+        parent = q("parent_id")
         child = (
             f", child AS (INSERT INTO {family_table}"
-            f" ({q('session_id')}, {q('token_hash')}, {q('created_at')}, {q('used_at')})"
-            f" SELECT id, %s, %s, NULL FROM extended)"
+            f" ({q('session_id')}, {q('token_hash')}, {q('created_at')}, {q('used_at')}, {parent})"
+            f" SELECT id, %s, %s, NULL, (SELECT id FROM presented) FROM extended)"
         )
     sql = (
-        f"WITH presented AS (SELECT {q('id')} AS id, {q('session_id')} AS session_id"
-        f" FROM {family_table} WHERE {q('token_hash')} = %s), "
+        f"WITH presented AS (SELECT f.{q('id')} AS id, f.{q('session_id')} AS session_id"
+        f" FROM {family_table} f JOIN {token_table} t ON t.{q('id')} = f.{q('session_id')}"
+        f" WHERE f.{q('token_hash')} = %s FOR NO KEY UPDATE OF t), "
         f"{claimed}, "
         f"extended AS (UPDATE {token_table} SET {q('expires_at')} = LEAST(%s, {q('created_at')}"
         f" + %s), {q('last_used_at')} = %s FROM claimed"
@@ -358,7 +365,7 @@ def rotate(
         f" {token_table}.{q('user_id')} AS user_id)"
         f"{child}, refreshed AS ({refreshed}) "
         f"SELECT {sessions.sql}, {users.sql}, EXISTS (SELECT 1 FROM claimed),"
-        f" (SELECT expires_at FROM extended)"
+        f" (SELECT expires_at FROM extended), (SELECT id FROM presented)"
         f" FROM {token_table} s JOIN {user_table} u"
         f" ON u.{q(user_model._meta.pk.column)} = s.{q('user_id')}"
         f" WHERE s.{q('id')} = (SELECT session_id FROM presented)"
@@ -373,4 +380,4 @@ def rotate(
     row = rows[0]
     session = sessions.build(row[: len(sessions)])
     session.user = users.build(row[len(sessions) : len(sessions) + len(users)])
-    return Rotation(session, claimed=bool(row[-2]), expires_at=row[-1])
+    return Rotation(session, claimed=bool(row[-3]), expires_at=row[-2], presented_id=row[-1])

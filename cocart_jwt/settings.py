@@ -48,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
     "TOUCH_INTERVAL": timedelta(seconds=60),
     # RecentLogin's default max_age: how long ago a login or reauthentication may be.
     "REAUTH_MAX_AGE": timedelta(minutes=5),
+    # How long after refresh/ rotated a token it may come back while its child is unused (0: off).
+    "REFRESH_REUSE_GRACE": timedelta(0),
+    # A session unused for this long is refused (None: never).
+    "SESSION_IDLE_TIMEOUT": None,
     # Merged with the user's dict (MERGED_DICTS): naming one limit keeps the others.
     "RATE_LIMITS": {
         "login": "5/min",
@@ -88,10 +92,12 @@ DURATIONS = frozenset(
         "REDIS_WAIT_TIMEOUT",
         "EVENT_RETENTION",
         "REAUTH_MAX_AGE",
+        "REFRESH_REUSE_GRACE",
     }
 )
-# Durations for which None means "no limit".
-OPTIONAL_DURATIONS = frozenset({"EVENT_RETENTION"})
+# Durations for which None means "no limit" (EVENT_RETENTION) or "off" (SESSION_IDLE_TIMEOUT,
+# checked by idle_checks.py).
+OPTIONAL_DURATIONS = frozenset({"EVENT_RETENTION", "SESSION_IDLE_TIMEOUT"})
 
 IMPORT_STRINGS = frozenset({"USER_CLAIMS", "PAYLOAD_HOOK"})
 
@@ -130,7 +136,9 @@ class JWTSettings:
         except KeyError:
             pass
         value = self.user_settings.get(name, DEFAULTS[name])
-        if name in DURATIONS and not (value is None and name in OPTIONAL_DURATIONS):
+        if name in DURATIONS | OPTIONAL_DURATIONS and not (
+            value is None and name in OPTIONAL_DURATIONS
+        ):
             value = as_timedelta(value)
         elif name in IMPORT_STRINGS and isinstance(value, str):
             value = import_string(value)

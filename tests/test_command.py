@@ -1151,7 +1151,7 @@ def pg_sessions(user: Any, count: int, prefix: str, *, expires_in: timedelta) ->
         else:
             values.append(qn(field.column))
     refresh_fields = {field.name: qn(field.column) for field in RefreshToken._meta.concrete_fields}
-    assert set(refresh_fields) == {"id", "session", "token_hash", "created_at", "used_at"}
+    assert set(refresh_fields) == {"id", "session", "token_hash", "created_at", "used_at", "parent"}
     table, refresh_table = qn(Token._meta.db_table), qn(RefreshToken._meta.db_table)
     with connection.cursor() as cursor:
         # Table and column names come from the models' metadata; values are parameters.

@@ -573,6 +573,8 @@ BAD_SETTINGS: dict[str, tuple[str, dict[str, Any], Any]] = {
     "no-urls": ("E016", {}, without_urls),
     "wait-replicas": ("E017", {"REDIS_WAIT_REPLICAS": -1}, None),
     "wait-timeout": ("E017", {"REDIS_WAIT_REPLICAS": 1, "REDIS_WAIT_TIMEOUT": 0}, None),
+    "idle-timeout": ("E018", {"SESSION_IDLE_TIMEOUT": 60}, None),
+    "idle-timeout-type": ("E018", {"SESSION_IDLE_TIMEOUT": "30 minutes"}, None),
     "secret-key": ("W001", {"SIGNING_KEY": "tests-only-django-secret-key-not-used"}, None),
     "local-rate-cache": ("W002", {"RATE_LIMIT_CACHE": "locmem"}, None),
     "local-session-cache": ("W003", {"SESSION_CACHE_TTL": 30, "CACHE": "locmem"}, None),

@@ -75,6 +75,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_cookies.py",
         "test_login_csrf.py",
         "test_newcomer_checks.py",
+        "test_idle_timeout.py",
     ),
     "store.live": (
         "test_authentication.py",
@@ -91,6 +92,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_login_link_sessions.py",
         "test_replica_reads.py",
         "test_snapshot_instances.py",
+        "test_idle_timeout.py",
     ),
     "store.cached": (
         "test_session_store.py",
@@ -135,9 +137,13 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_hostile_bodies.py::test_refresh*",
         "test_hostile_bodies.py::test_fuzz_refresh*",
         "test_replica_reads.py",
+        "test_reuse_grace.py",
+        "test_idle_timeout.py",
         "test_events.py",
         "test_step_up.py",
     ),
+    # The reuse grace's rule, called by the managers' rotate.
+    "grace": ("test_reuse_grace.py", "test_lifecycle.py", "test_concurrency.py"),
     "revocation": (
         "test_registry.py",
         "test_lifecycle.py",
@@ -164,6 +170,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_hostile_tokens.py",
         "test_command.py::test_view*",
         "test_command.py::test_list*",
+        "test_idle_timeout.py",
     ),
     "cookies": ("test_cookies.py", "test_login_csrf.py"),
     "login_links": (

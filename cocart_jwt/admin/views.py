@@ -52,6 +52,9 @@ REVOKE_TEMPLATE = "admin/cocart_jwt/token/revoke_confirmation.html"
 REFUSAL_MESSAGES = {
     Refusal.REVOKED: _("This session is revoked: a token of it would be refused."),
     Refusal.EXPIRED: _("This session has expired: a token of it would be refused."),
+    Refusal.IDLE: _(
+        "This session was unused for longer than its idle timeout: a token of it would be refused."
+    ),
     Refusal.USER_INACTIVE: _(
         "The user of this session is inactive: a token of it would be refused."
     ),

@@ -32,6 +32,7 @@ from .output import Console, local_time, printable, to_json
 # What the command says when ``Token.refusal_reason`` refuses the token's session.
 SESSION_REFUSALS = {
     Refusal.EXPIRED: "its session has expired",
+    Refusal.IDLE: "its session was unused for longer than SESSION_IDLE_TIMEOUT",
     Refusal.USER_INACTIVE: "its user is inactive",
 }
 

@@ -2,8 +2,10 @@
 
 Strict mode: one query (``strict``). Cached mode: one cache round trip (``cached``); the query
 only on a miss, which then fills the entry with a snapshot (session and user, never the
-password hash) or remembers the refusal. A snapshot becomes instances of the models as the
-query's rows do, without running ``Model.__init__`` where nothing could tell (``instances``).
+password hash) or remembers the refusal; and for a snapshot that looks idle
+(``SESSION_IDLE_TIMEOUT``), which only the database can confirm. A snapshot becomes instances
+of the models as the query's rows do, without running ``Model.__init__`` where nothing could
+tell (``instances``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
+from ..choices import Refusal
 from ..models import Token
 from ..primary import primary_db
 from ..settings import jwt_settings
@@ -38,7 +41,11 @@ def load_live_session(sid: str, at: datetime) -> tuple[Token, bool]:
         raise InvalidToken(f"session {sid} is revoked (session cache)")
     snapshot = restore(found.entry)
     if snapshot is not None:
-        refuse_unless_live(snapshot, at)
+        refusal = snapshot.refusal_reason(at)
+        if refusal is Refusal.IDLE:
+            return reload_idle_snapshot(sid, at, found)
+        if refusal is not None:
+            raise InvalidToken(refusal.logged(snapshot.pk))
         return snapshot, touch_claimed(found, snapshot, at)
     try:
         session = load_from_database(sid, at)
@@ -48,6 +55,20 @@ def load_live_session(sid: str, at: datetime) -> tuple[Token, bool]:
         raise
     if found.fillable:
         fill(session, at)
+    return session, touch_claimed(found, session, at)
+
+
+def reload_idle_snapshot(sid: str, at: datetime, found: cached.Lookup) -> tuple[Token, bool]:
+    """A snapshot's ``last_used_at`` is as old as the entry, while touches kept writing the
+    database's: a snapshot that looks idle is asked again of the database. Idle there too, the
+    refusal is remembered; else the session is served and the entry marked stale (the
+    database answers until it expires, then a fresh snapshot is cached)."""
+    try:
+        session = load_from_database(sid, at)
+    except InvalidToken:
+        cached.mark_revoked([sid])  # the entry holds a snapshot: add() could not replace it
+        raise
+    cached.mark_stale([sid])
     return session, touch_claimed(found, session, at)
 
 
