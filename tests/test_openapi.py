@@ -64,6 +64,7 @@ def test_every_endpoint_is_documented(schema):
         ("/api/auth/reauthenticate/", "post"),
         ("/api/auth/sessions/", "get"),
         ("/api/auth/sessions/{session_id}/", "delete"),
+        ("/api/auth/events/", "get"),
         ("/api/auth/jwks.json", "get"),
     } <= documented
 
@@ -159,6 +160,8 @@ def test_every_error_of_the_app_is_documented_as_it_answers(completed_schema):
     assert documented("/api/auth/logout/others/", "post") == {"204", "401", "403"}
     assert documented("/api/auth/reauthenticate/", "post") == {"200", "400", "401", "403", "429"}
     assert documented("/api/auth/sessions/", "get") == {"200", "401"}
+    # A page_size that is no whole number from 1 is a 400, a cursor it never gave a 404.
+    assert documented("/api/auth/events/", "get") == {"200", "400", "401", "404"}
     assert documented("/api/auth/sessions/{session_id}/", "delete") == {
         "204",
         "401",
@@ -230,3 +233,15 @@ def test_a_real_session_id_still_reaches_its_session(api_client, user, password)
     url = reverse("cocart_jwt:session", kwargs={"session_id": pair["sid"]})
 
     assert api_client.delete(url, **bearer(pair["access_token"])).status_code == 204
+
+
+def test_events_documents_its_cursor_page_of_the_callers_events(schema):
+    events = operation(schema, "/api/auth/events/", "get")
+    assert {parameter["name"] for parameter in events["parameters"]} == {"cursor", "page_size"}
+    page = events["responses"]["200"]["content"]["application/json"]["schema"]
+    properties = (
+        page.get("properties")
+        or schema["components"]["schemas"][page["$ref"].rsplit("/", 1)[1]]["properties"]
+    )
+    assert {"next", "previous", "results"} <= set(properties)
+    assert events["security"] == [{"jwtAuth": []}]
