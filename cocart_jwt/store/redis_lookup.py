@@ -33,7 +33,14 @@ from typing import Any
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
-from redis.exceptions import NoScriptError
+
+try:
+    from redis.exceptions import NoScriptError
+except ImportError:  # redis-py is optional (the "redis" extra): then no cache here is Redis
+
+    class NoScriptError(Exception):  # type: ignore[no-redef]
+        """Stands in for redis-py's; never raised without redis-py."""
+
 
 from ..cache import django_redis_client, redis_client
 from ..settings import jwt_settings
