@@ -10,6 +10,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from cocart_jwt.keys import EC_CURVES, HMAC_MIN_BYTES, RSA_ALGORITHMS
 
@@ -69,6 +70,13 @@ def login(client: Any, username: str, password: str, **extra: Any) -> Any:
         format="json",
         **extra,
     )
+
+
+def signed_in(user: Any, password: str) -> dict[str, Any]:
+    """A fresh login's token pair (its own client), asserted to succeed."""
+    response = login(APIClient(), user.username, password)
+    assert response.status_code == 200, response.content
+    return dict(response.json())
 
 
 def refresh(client: Any, refresh_token: str) -> Any:

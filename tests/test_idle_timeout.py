@@ -23,7 +23,7 @@ from cocart_jwt.models import LoginLink, RefreshToken, Token
 from cocart_jwt.settings import jwt_settings
 from cocart_jwt.store import cached
 from cocart_jwt.store.live import restore
-from tests.factories import bearer, login, refresh
+from tests.factories import bearer, refresh, signed_in
 from tests.test_admin import change_url, mint_url
 
 pytestmark = pytest.mark.django_db
@@ -48,12 +48,6 @@ def clock() -> Iterator[Any]:
         yield traveller
 
 
-def sign_in(user: Any, password: str) -> dict[str, Any]:
-    response = login(APIClient(), user.username, password)
-    assert response.status_code == 200, response.content
-    return response.json()
-
-
 def me(access_token: str) -> Any:
     return APIClient().get(ME, **bearer(access_token))
 
@@ -76,7 +70,7 @@ def test_seconds_are_accepted_and_the_default_is_none(settings: Any) -> None:
 def test_a_session_is_refused_from_exactly_the_timeout_after_its_last_use(
     user: Any, password: str, idle_timeout: timedelta, clock: Any, caplog: Any
 ) -> None:
-    tokens = sign_in(user, password)
+    tokens = signed_in(user, password)
     clock.shift(idle_timeout - TICK)
     assert me(tokens["access_token"]).status_code == 200  # a use: the clock starts again
     clock.shift(idle_timeout - TICK)
@@ -98,7 +92,7 @@ def test_a_session_is_refused_from_exactly_the_timeout_after_its_last_use(
 def test_a_never_used_session_times_out_from_its_creation(
     user: Any, password: str, idle_timeout: timedelta, clock: Any
 ) -> None:
-    tokens = sign_in(user, password)
+    tokens = signed_in(user, password)
     clock.shift(idle_timeout)
 
     assert me(tokens["access_token"]).status_code == 401
@@ -107,7 +101,7 @@ def test_a_never_used_session_times_out_from_its_creation(
 def test_without_a_timeout_an_unused_session_is_served(
     user: Any, password: str, clock: Any
 ) -> None:
-    tokens = sign_in(user, password)
+    tokens = signed_in(user, password)
     clock.shift(timedelta(minutes=14))  # the access token lives 15
 
     assert me(tokens["access_token"]).status_code == 200
@@ -116,7 +110,7 @@ def test_without_a_timeout_an_unused_session_is_served(
 def test_a_session_used_every_touch_interval_never_times_out(
     user: Any, password: str, idle_timeout: timedelta, clock: Any
 ) -> None:
-    tokens = sign_in(user, password)
+    tokens = signed_in(user, password)
     for _ in range(14):  # 14 minutes, nearly three timeouts, within the access token's life
         clock.shift(TOUCH)
         assert me(tokens["access_token"]).status_code == 200
@@ -127,7 +121,7 @@ def test_a_session_idle_for_less_than_the_timeout_minus_the_touch_interval_is_se
 ) -> None:
     """The precision is TOUCH_INTERVAL: last_used_at is written at most once per interval, so
     the last write may be nearly an interval older than the last use."""
-    tokens = sign_in(user, password)
+    tokens = signed_in(user, password)
     assert me(tokens["access_token"]).status_code == 200  # written
     clock.shift(TOUCH - TICK)
     assert me(tokens["access_token"]).status_code == 200  # not written: the last use
@@ -142,7 +136,7 @@ def test_a_session_idle_for_less_than_the_timeout_minus_the_touch_interval_is_se
 def test_a_refresh_of_an_idle_session_is_refused_and_spends_nothing(
     user: Any, password: str, idle_timeout: timedelta, clock: Any, caplog: Any
 ) -> None:
-    tokens = sign_in(user, password)
+    tokens = signed_in(user, password)
     clock.shift(idle_timeout)
     caplog.set_level(logging.INFO, logger="cocart_jwt")
 
@@ -158,7 +152,7 @@ def test_a_refresh_of_an_idle_session_is_refused_and_spends_nothing(
 
 
 def test_a_refresh_is_a_use(user: Any, password: str, idle_timeout: timedelta, clock: Any) -> None:
-    tokens = sign_in(user, password)
+    tokens = signed_in(user, password)
     clock.shift(idle_timeout - TICK)
     renewed = refresh(APIClient(), tokens["refresh_token"]).json()
     clock.shift(idle_timeout - TICK)
@@ -197,7 +191,7 @@ def use_with_the_touch_due(alias: str, tokens: dict[str, Any]) -> int:
 def test_with_a_timeout_a_warm_entry_still_costs_no_sql_query(
     user: Any, password: str, idle_timeout: timedelta, cache_alias: str
 ) -> None:
-    tokens = sign_in(user, password)
+    tokens = signed_in(user, password)
     assert me(tokens["access_token"]).status_code == 200
     assert isinstance(entry(cache_alias, tokens["sid"]), tuple)
 
@@ -207,7 +201,7 @@ def test_with_a_timeout_a_warm_entry_still_costs_no_sql_query(
 def test_a_cached_session_idle_in_its_snapshot_but_touched_in_the_database_is_served(
     user: Any, password: str, idle_timeout: timedelta, cache_alias: str, clock: Any
 ) -> None:
-    tokens = sign_in(user, password)
+    tokens = signed_in(user, password)
     assert me(tokens["access_token"]).status_code == 200  # the snapshot: last used at login
     for _ in range(4):
         clock.shift(TOUCH)
@@ -237,7 +231,7 @@ def restore_last_used(alias: str, sid: str) -> Any:
 def test_a_cached_session_idle_in_the_database_too_is_refused_and_remembered(
     user: Any, password: str, idle_timeout: timedelta, cache_alias: str, clock: Any, caplog: Any
 ) -> None:
-    tokens = sign_in(user, password)
+    tokens = signed_in(user, password)
     assert me(tokens["access_token"]).status_code == 200
     clock.shift(idle_timeout)
     caplog.set_level(logging.INFO, logger="cocart_jwt")

@@ -26,7 +26,7 @@ from cocart_jwt.models import RefreshToken, RevokeReason, Token, TokenEvent
 from cocart_jwt.settings import jwt_settings
 from cocart_jwt.signals import refresh_token_reused
 from cocart_jwt.utils import sha256_hex
-from tests.factories import bearer, login, refresh
+from tests.factories import bearer, login, refresh, signed_in
 from tests.test_concurrency import run_together
 from tests.test_round_trips import wait_until_blocked
 
@@ -70,12 +70,6 @@ def clock() -> Iterator[Any]:
         yield traveller
 
 
-def sign_in(user: Any, password: str) -> dict[str, Any]:
-    response = login(APIClient(), user.username, password)
-    assert response.status_code == 200, response.content
-    return response.json()
-
-
 def rotated(refresh_token: str) -> dict[str, Any]:
     response = refresh(APIClient(), refresh_token)
     assert response.status_code == 200, response.content
@@ -107,7 +101,7 @@ def test_seconds_are_accepted_and_the_default_is_off(settings: Any) -> None:
 def test_without_a_grace_a_parent_presented_again_is_reuse(
     user: Any, password: str, rotation_path: str, reuses: list[dict[str, Any]]
 ) -> None:
-    first = sign_in(user, password)
+    first = signed_in(user, password)
     rotated(first["refresh_token"])
 
     assert_reuse(first["sid"], refresh(APIClient(), first["refresh_token"]), reuses)
@@ -117,7 +111,7 @@ def test_without_a_grace_a_parent_presented_again_is_reuse(
 def test_a_parent_presented_again_within_the_grace_gets_a_new_pair_and_spends_its_child(
     user: Any, password: str, grace: timedelta, reuses: list[dict[str, Any]], clock: Any
 ) -> None:
-    first = sign_in(user, password)
+    first = signed_in(user, password)
     lost = rotated(first["refresh_token"])  # the response a flaky network never delivered
     clock.shift(grace / 2)
 
@@ -141,7 +135,7 @@ def test_a_parent_presented_again_within_the_grace_gets_a_new_pair_and_spends_it
 def test_retries_within_the_grace_each_spend_the_previous_retrys_child(
     user: Any, password: str, grace: timedelta, reuses: list[dict[str, Any]], clock: Any
 ) -> None:
-    first = sign_in(user, password)
+    first = signed_in(user, password)
     rotated(first["refresh_token"])
 
     for _ in range(3):
@@ -155,7 +149,7 @@ def test_retries_within_the_grace_each_spend_the_previous_retrys_child(
 def test_the_grace_ends_exactly_its_length_after_the_rotation(
     user: Any, password: str, grace: timedelta, reuses: list[dict[str, Any]], clock: Any
 ) -> None:
-    first = sign_in(user, password)
+    first = signed_in(user, password)
     rotated(first["refresh_token"])
     clock.shift(grace)
     rotated(first["refresh_token"])  # the grace runs from the rotation, not from a retry
@@ -170,7 +164,7 @@ def test_a_grandparent_inside_the_grace_is_reuse(
 ) -> None:
     """A parent whose child was used (the client got the child, and rotated it) is reuse:
     django-oauth-toolkit's grace let tokens several generations old through (its #1617)."""
-    first = sign_in(user, password)
+    first = signed_in(user, password)
     second = rotated(first["refresh_token"])
     third = rotated(second["refresh_token"])
 
@@ -183,7 +177,7 @@ def test_a_grandparent_inside_the_grace_is_reuse(
 def test_a_parent_whose_child_a_renewal_spent_is_reuse(
     user: Any, password: str, grace: timedelta, reuses: list[dict[str, Any]]
 ) -> None:
-    first = sign_in(user, password)
+    first = signed_in(user, password)
     second = rotated(first["refresh_token"])
     renewed = login(APIClient(), user.username, password, **bearer(second["access_token"]))
     assert renewed.json()["sid"] == first["sid"]
@@ -197,7 +191,7 @@ def test_a_token_spent_by_a_renewal_is_reuse_at_once(
 ) -> None:
     """Only a rotation by refresh/ opens the grace: a re-login carrying the session's Bearer
     spends its refresh token for good."""
-    first = sign_in(user, password)
+    first = signed_in(user, password)
     renewed = login(APIClient(), user.username, password, **bearer(first["access_token"]))
     assert renewed.json()["sid"] == first["sid"]
 
@@ -208,7 +202,7 @@ def test_a_token_spent_by_a_renewal_is_reuse_at_once(
 def test_the_child_a_retry_spent_is_reuse_at_once(
     user: Any, password: str, grace: timedelta, reuses: list[dict[str, Any]]
 ) -> None:
-    first = sign_in(user, password)
+    first = signed_in(user, password)
     lost = rotated(first["refresh_token"])
     retry = rotated(first["refresh_token"])
 
@@ -220,7 +214,7 @@ def test_the_child_a_retry_spent_is_reuse_at_once(
 def test_a_retry_of_a_logged_out_session_is_refused_and_changes_nothing(
     user: Any, password: str, grace: timedelta, reuses: list[dict[str, Any]], caplog: Any
 ) -> None:
-    first = sign_in(user, password)
+    first = signed_in(user, password)
     second = rotated(first["refresh_token"])
     logout = APIClient().post(reverse("cocart_jwt:logout"), **bearer(second["access_token"]))
     assert logout.status_code == 204
@@ -239,7 +233,7 @@ def test_a_retry_of_a_logged_out_session_is_refused_and_changes_nothing(
 def test_a_retry_is_logged_without_any_token(
     user: Any, password: str, grace: timedelta, caplog: Any
 ) -> None:
-    first = sign_in(user, password)
+    first = signed_in(user, password)
     rotated(first["refresh_token"])
     caplog.set_level(logging.INFO, logger="cocart_jwt")
 
@@ -258,7 +252,7 @@ def test_a_retry_is_logged_without_any_token(
 def test_twenty_parallel_retries_within_the_grace_all_succeed_and_leave_one_live_pair(
     user: Any, password: str, grace: timedelta, reuses: list[dict[str, Any]]
 ) -> None:
-    first = sign_in(user, password)
+    first = signed_in(user, password)
     rotated(first["refresh_token"])
 
     responses = run_together(20, lambda _i, client: refresh(client, first["refresh_token"]))
@@ -281,7 +275,7 @@ def test_retries_racing_the_childs_own_refresh_never_deadlock(
 ) -> None:
     """Whoever wins, no request fails (a deadlock would be a database error, a 500), and the
     session ends revoked: of six presentations of the child five at least are reuse."""
-    first = sign_in(user, password)
+    first = signed_in(user, password)
     second = rotated(first["refresh_token"])
     presented = [first["refresh_token"], second["refresh_token"]] * 6
 
@@ -298,7 +292,7 @@ def test_with_a_grace_a_refresh_is_still_three_round_trips(
     user: Any, password: str, settings: Any
 ) -> None:
     settings.COCART_JWT = {**settings.COCART_JWT, "REFRESH_REUSE_GRACE": GRACE}
-    pair = sign_in(user, password)
+    pair = signed_in(user, password)
 
     with round_trips() as counted:
         response = refresh(APIClient(), pair["refresh_token"])
@@ -318,7 +312,7 @@ def test_a_refresh_locks_its_session_before_its_token(
     must take the two locks in the same order, or each may wait for the other's (PostgreSQL
     then aborts one: a 500). While the session is locked, a refresh waits with its token
     unlocked."""
-    first = sign_in(user, password)
+    first = signed_in(user, password)
     second = rotated(first["refresh_token"])
     child = RefreshToken.objects.get(token_hash=sha256_hex(second["refresh_token"]))
     holding, release, started = threading.Event(), threading.Event(), threading.Event()
