@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
@@ -99,6 +100,13 @@ class Columns:
                 value = converter(value, expression, connection)
             converted.append(value)
         return self.model.from_db(self.using, self.attnames, converted)
+
+
+@cache
+def columns(model: type[models.Model], alias: str, using: str) -> Columns:
+    """``Columns`` of ``model`` under ``alias``, built once per process: the field list and
+    their converters do not change from one login or refresh to the next."""
+    return Columns(model, alias, using)
 
 
 def insert_sql(
@@ -206,7 +214,7 @@ def issue_statement(
     links = token_model._meta.get_field("login_links").related_model
     q = lambda name: quote(using, name)  # noqa: E731
     table = q(token_model._meta.db_table)
-    revoked = Columns(token_model, table, using)
+    revoked = columns(token_model, table, using)
     parts, params = [], []
     if keep is not None:
         at = session.created_at
@@ -331,7 +339,7 @@ def rotate(
     token_table, family_table = q(token_model._meta.db_table), q(family._meta.db_table)
     user_model = get_user_model()
     user_table = q(user_model._meta.db_table)
-    sessions, users = Columns(token_model, "s", using), Columns(user_model, "u", using)
+    sessions, users = columns(token_model, "s", using), columns(user_model, "u", using)
     # Only if the session slid, as the next token.
     slid = {"user_id": Sql("extended.user_id"), "sid": Sql("extended.id")}
     refreshed, event_params = insert_select(event, using, [("extended", slid)])
