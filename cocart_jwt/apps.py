@@ -9,7 +9,7 @@ class CocartJwtConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, idle_checks, receivers  # noqa: F401  (checks register on import)
+        from . import checks, idle_checks, receivers, scope_checks  # noqa: F401  (checks register)
 
         receivers.connect()
         # Registers the OpenAPI extension when drf-spectacular is installed; a no-op otherwise.

@@ -1,5 +1,5 @@
-"""The registry's vocabularies: why a session was revoked, its status, why it cannot be used,
-what a security event records.
+"""The registry's vocabularies: what kind of session a row is, why it was revoked, its status,
+why it cannot be used, what a security event records.
 
 Imports nothing of the package, so every layer may use it.
 """
@@ -10,11 +10,25 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 
+class Kind(models.TextChoices):
+    """Who started a session, which decides what its tokens may do and which limit counts it."""
+
+    # A login (password, or a login carrying its Bearer): MAX_TOKENS_PER_USER, refreshable.
+    SESSION = "session", _("Login session")
+    # Made by its user through tokens/ (or for them in the admin or the CLI, with scopes): named,
+    # scoped, not refreshable, MAX_PATS_PER_USER, at most PAT_MAX_LIFETIME.
+    PERSONAL = "personal", _("Personal access token")
+    # Made in the admin or the CLI without scopes: no auth_time, in no limit.
+    ADMIN = "admin", _("Made by an administrator")
+
+
 class RevokeReason(models.TextChoices):
     LOGOUT = "logout", _("Logged out")
     LOGOUT_ALL = "logout_all", _("Logged out everywhere")
     LOGOUT_OTHERS = "logout_others", _("Logged out from another session")
     SESSION_DELETED = "session_deleted", _("Session deleted by its user")
+    TOKEN_DELETED = "token_deleted", _("Personal token deleted by its user")
+    REVOCATION_REQUEST = "revocation_request", _("Revoked through the revocation endpoint")
     REFRESH_TOKEN_REUSED = "refresh_token_reused", _("Refresh token reused")
     MAX_TOKENS = "max_tokens", _("Too many sessions; oldest evicted")
     PASSWORD_CHANGE = "password_change", _("Password changed")

@@ -25,6 +25,14 @@ class RefreshTokenReused(RefreshError):
     """An already-rotated refresh token came back: its session has been revoked."""
 
 
+class TooManyPersonalTokens(Exception):
+    """The user already holds MAX_PATS_PER_USER live personal tokens: one must go first."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} live personal access tokens per user")
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class IssuedTokens:
     """What a login, refresh or admin issue hands to the client, once."""

@@ -12,9 +12,15 @@ from django.db.models import F, Q
 from django.utils.crypto import constant_time_compare
 
 from . import events, grace, postgres
-from .choices import Event, RevokeReason, Status
+from .choices import Event, Kind, RevokeReason, Status
 from .http import client_ip, user_agent
-from .issued import IssuedTokens, RefreshError, RefreshTokenReused, new_refresh_token
+from .issued import (
+    IssuedTokens,
+    RefreshError,
+    RefreshTokenReused,
+    TooManyPersonalTokens,
+    new_refresh_token,
+)
 from .passwords import has_last_login, password_fingerprint, password_unchanged
 from .primary import on_primary
 from .revocation import announce_revoked, revoke
@@ -30,6 +36,9 @@ if TYPE_CHECKING:
     from .models import Token
 
 logger = logging.getLogger("cocart_jwt")
+
+# A personal token's life when its creator names none (never past PAT_MAX_LIFETIME).
+PAT_DEFAULT_LIFETIME = timedelta(days=90)
 
 
 def related_model(model: type[models.Model], name: str) -> Any:
@@ -91,27 +100,45 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         request: HttpRequest | None = None,
         holder_request: bool = True,
         login: bool = False,
+        kind: str = Kind.SESSION,
+        scopes: list[str] | None = None,
     ) -> IssuedTokens:
         """Start a session for ``user`` and mint its first tokens.
 
-        The user's row is locked first so that parallel logins cannot all see room under
-        ``MAX_TOKENS_PER_USER``; the oldest live sessions beyond the cap are revoked. A
-        ``login`` also sets the user's ``last_login``, with the statement that locks.
-        On PostgreSQL the lock, the eviction and the inserts are one round trip
-        (``cocart_jwt.postgres``).
+        A login ``session`` (``kind``): the user's row is locked first so that parallel logins
+        cannot all see room under ``MAX_TOKENS_PER_USER``; the oldest live login sessions
+        beyond the cap are revoked. A ``login`` also sets the user's ``last_login``, with the
+        statement that locks. On PostgreSQL the lock, the eviction and the inserts are one
+        round trip (``cocart_jwt.postgres``).
+
+        A ``personal`` token (``scopes``, not refreshable, at most ``PAT_MAX_LIFETIME``) is
+        refused with ``TooManyPersonalTokens`` when its user already holds
+        ``MAX_PATS_PER_USER`` live ones, counted under the same lock: never an eviction. An
+        ``admin`` one counts in no limit.
 
         The session records the IP and user agent of ``request`` when it is the holder's
         (``holder_request``). Without one (the CLI) or for another user's request (an admin
         issuing for someone) it records none and binds, under ``BIND_TO_*``, to its first use.
         """
-        lifetime = jwt_settings.REFRESH_TOKEN_LIFETIME if lifetime is None else lifetime
+        personal = kind == Kind.PERSONAL
+        if personal:
+            refreshable = False
+            lifetime = PAT_DEFAULT_LIFETIME if lifetime is None else lifetime
+        elif lifetime is None:
+            lifetime = jwt_settings.REFRESH_TOKEN_LIFETIME
+        longest = jwt_settings.PAT_MAX_LIFETIME if personal else jwt_settings.SESSION_MAX_LIFETIME
         holder = request if holder_request else None
         using = router.db_for_write(self.model)
-        pipelined = postgres.supported(using)
-        cap = jwt_settings.MAX_TOKENS_PER_USER
+        # A personal token's limit is counted by the ORM path: its creation is rare.
+        pipelined = postgres.supported(using) and not personal
+        cap = jwt_settings.MAX_TOKENS_PER_USER if kind == Kind.SESSION else None
         writes_last_login = login and has_last_login(user)
-        with transaction.atomic(using=using, savepoint=False):
-            if cap and not pipelined:
+        # A refused personal token leaves a caller's transaction usable: a savepoint.
+        with transaction.atomic(using=using, savepoint=personal):
+            if personal:
+                self._lock_user(user)
+                self._check_personal_limit(user)
+            elif cap and not pipelined:
                 self._lock_user(user)
             # Read the clock after the lock when it is a statement of its own: created_at
             # then orders sessions as the cap does.
@@ -119,7 +146,7 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
             session = self.model(
                 user=user,
                 created_at=at,
-                expires_at=at + min(lifetime, jwt_settings.SESSION_MAX_LIFETIME),
+                expires_at=at + min(lifetime, longest),
                 ip=client_ip(holder) if holder is not None else None,
                 user_agent=user_agent(holder) if holder is not None else "",
                 bind_on_first_use=holder is None,
@@ -128,6 +155,8 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
                 claims=claims or {},
                 password_fingerprint=password_fingerprint(user),
                 authenticated_at=at if login else None,
+                kind=kind,
+                scopes=list(scopes or ()) if personal else [],
             )
             refresh_token = new_refresh_token() if refreshable else None
             family = related_model(self.model, "refresh_tokens")
@@ -366,13 +395,22 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
     def _lock_user(self, user: AbstractBaseUser) -> None:
         list(get_user_model()._default_manager.select_for_update().filter(pk=user.pk).values("pk"))
 
+    def _check_personal_limit(self, user: AbstractBaseUser) -> None:
+        """Raise ``TooManyPersonalTokens`` when ``user`` holds MAX_PATS_PER_USER live personal
+        tokens (read on the primary, under the user's lock)."""
+        limit = jwt_settings.MAX_PATS_PER_USER
+        held = on_primary(self.filter(user=user, kind=Kind.PERSONAL).live()).count()
+        if limit is not None and held >= limit:
+            raise TooManyPersonalTokens(limit)
+
     def _evict_beyond_cap(
         self, user: AbstractBaseUser, cap: int, at: datetime, request: HttpRequest | None
     ) -> None:
         # From the primary, where the user's row is locked: a replica's list can lag behind
-        # the logins just made, and the cap would let them all live.
+        # the logins just made, and the cap would let them all live. Login sessions only:
+        # personal and admin-made tokens are in other limits, or none.
         live = list(
-            on_primary(self.filter(user=user).live(at))
+            on_primary(self.filter(user=user, kind=Kind.SESSION).live(at))
             .order_by("created_at", "pk")
             .values_list("pk", flat=True)
         )

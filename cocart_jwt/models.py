@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from .choices import Event, Refusal, RevokeReason, Status
+from .choices import Event, Kind, Refusal, RevokeReason, Status
 from .events import TokenEvent
 from .managers import TokenManager
 from .settings import jwt_settings
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Event",
+    "Kind",
     "LoginLink",
     "RefreshToken",
     "Refusal",
@@ -85,6 +86,12 @@ class Token(models.Model):
     authenticated_at = models.DateTimeField(
         _("authenticated at"), null=True, blank=True, editable=False
     )
+    # Who started it: a login, its user through tokens/ (a personal access token, named by its
+    # description), or an administrator. Decides the limit that counts it and what its tokens
+    # may do (docs/personal-tokens.md).
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.SESSION)
+    # A personal token's scopes, names from the SCOPES setting: its access token's scope claim.
+    scopes = models.JSONField(_("scopes"), default=list, blank=True)
 
     objects = TokenManager()
 
@@ -97,6 +104,7 @@ class Token(models.Model):
         ordering = ["-created_at"]
         permissions = [
             ("issue_for_others", _("Can issue tokens and login links for other users")),
+            ("introspect_token", _("Can introspect any token (RFC 7662)")),
         ]
         indexes = [
             models.Index(

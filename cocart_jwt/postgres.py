@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth import get_user_model
 from django.db import connections, models
 
-from .choices import Event
+from .choices import Event, Kind
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -206,8 +206,8 @@ def issue_statement(
     event: models.Model,
     using: str,
 ) -> tuple[str, tuple[Any, ...], Columns]:
-    """Revoke the live sessions of ``session``'s user beyond the newest ``keep`` (none when
-    ``keep`` is None), insert ``session``, ``refresh_token`` and the ``issued`` ``event``, and
+    """Revoke the live login sessions of ``session``'s user beyond the newest ``keep`` (none
+    when ``keep`` is None), insert ``session``, ``refresh_token`` and the ``issued`` ``event``, and
     a ``revoked`` event per session evicted (from the same client); select the revoked rows,
     each with whether a login link started a browser session of it."""
     token_model = type(session)
@@ -221,14 +221,15 @@ def issue_statement(
         parts.append(
             f"evicted AS (UPDATE {table} SET {q('revoked_at')} = %s, {q('revoke_reason')} = %s"
             f" WHERE {q('id')} IN (SELECT {q('id')} FROM {table}"
-            f" WHERE {q('user_id')} = %s AND {q('revoked_at')} IS NULL AND {q('expires_at')} > %s"
+            f" WHERE {q('user_id')} = %s AND {q('kind')} = %s"
+            f" AND {q('revoked_at')} IS NULL AND {q('expires_at')} > %s"
             f" ORDER BY {q('created_at')} DESC, {q('id')} DESC OFFSET %s)"
             f" AND {q('revoked_at')} IS NULL"
             f" RETURNING {revoked.sql}, EXISTS (SELECT 1 FROM {q(links._meta.db_table)} link"
             f" WHERE link.{q('session_id')} = {table}.{q('id')}"
             f" AND link.{q('django_session_key')} <> ''))"
         )
-        params += [at, reason, session.user_id, at, keep]
+        params += [at, reason, session.user_id, Kind.SESSION, at, keep]
     # Never older than a live session of the user: a login that waited for the lock after
     # reading the clock still comes out newest, as the cap orders sessions.
     newest = (

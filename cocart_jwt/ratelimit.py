@@ -18,6 +18,9 @@ name               counts                           default
 ``login_link``     login-link uses per client IP    ``"5/min"``
 ``reauthenticate`` reauthentications per client IP  ``"5/min"``
                    and, apart, per user
+``revoke``         revocation requests per client   ``"10/min"``
+                   IP
+``introspect``     introspections per client IP     off
 ``login_username`` logins per username              off
 ``refresh_token``  refreshes per refresh token      off
 ``validate_token`` validations per session          off
@@ -57,7 +60,9 @@ UNITS = {
     **dict.fromkeys(("d", "day", "days"), 86400),
 }
 # The limits whose identity is the client IP (the others count a username or a token).
-PER_IP_NAMES = frozenset({"login", "refresh", "validate", "login_link", "reauthenticate"})
+PER_IP_NAMES = frozenset(
+    {"login", "refresh", "validate", "login_link", "reauthenticate", "revoke", "introspect"}
+)
 RATE_NAMES = frozenset(
     {
         "login",
@@ -65,6 +70,8 @@ RATE_NAMES = frozenset(
         "validate",
         "login_link",
         "reauthenticate",
+        "revoke",
+        "introspect",
         "login_username",
         "refresh_token",
         "validate_token",

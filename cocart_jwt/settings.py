@@ -37,6 +37,13 @@ DEFAULTS: dict[str, Any] = {
     "AUDIENCE": None,
     "LEEWAY": timedelta(0),
     "MAX_TOKENS_PER_USER": 10,
+    # Personal access tokens (tokens/): the scopes they may be given ({name: description}),
+    # their longest life and how many live ones a user may hold.
+    "SCOPES": {},
+    "PAT_MAX_LIFETIME": timedelta(days=365),
+    "MAX_PATS_PER_USER": 20,
+    # The client_id claim of every access token (RFC 9068 section 2.2).
+    "CLIENT_ID": "cocart_jwt",
     "ROTATE_REFRESH_TOKENS": True,
     "BIND_TO_IP": False,
     "BIND_TO_USER_AGENT": False,
@@ -59,6 +66,8 @@ DEFAULTS: dict[str, Any] = {
         "validate": "2/min",
         "login_link": "5/min",
         "reauthenticate": "5/min",
+        "revoke": "10/min",
+        "introspect": None,
     },
     "RATE_LIMIT_CACHE": "default",
     "RATE_LIMIT_FAIL_OPEN": True,
@@ -93,6 +102,7 @@ DURATIONS = frozenset(
         "EVENT_RETENTION",
         "REAUTH_MAX_AGE",
         "REFRESH_REUSE_GRACE",
+        "PAT_MAX_LIFETIME",
     }
 )
 # Durations for which None means "no limit" (EVENT_RETENTION) or "off" (SESSION_IDLE_TIMEOUT,

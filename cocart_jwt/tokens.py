@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
+from .choices import Kind
 from .keys import Key, keyring
 from .settings import jwt_settings
 from .utils import now
@@ -96,8 +97,12 @@ def mint_access_token(session: Token, user: AbstractBaseUser, at: datetime) -> A
         payload["iss"] = jwt_settings.ISSUER
     if jwt_settings.AUDIENCE:
         payload["aud"] = jwt_settings.AUDIENCE
+    payload["client_id"] = jwt_settings.CLIENT_ID
     if jwt_settings.PAYLOAD_HOOK:
         payload = jwt_settings.PAYLOAD_HOOK(payload, user)
+    if session.kind == Kind.PERSONAL:
+        # After the hook: a personal token is never minted without its limits.
+        payload["scope"] = " ".join(session.scopes)
     headers = {"typ": ACCESS_TOKEN_TYPE, "kid": key.kid}
     token = jwt.encode(payload, key.signer, algorithm=key.algorithm, headers=headers)
     return AccessToken(token=token, expires_at=expires_at, jti=jti, claims=payload)
@@ -225,7 +230,15 @@ def check_claims(claims: dict[str, Any]) -> None:
         raise InvalidToken("token expired")
     if claims["nbf"] > current + leeway or claims["iat"] > current + leeway:
         raise InvalidToken("token not yet valid (nbf or iat in the future)")
-    if claims["exp"] - claims["iat"] > (jwt_settings.SESSION_MAX_LIFETIME.total_seconds() + leeway):
+    # A personal token (the one kind with a scope) lives up to PAT_MAX_LIFETIME, a login
+    # session up to SESSION_MAX_LIFETIME.
+    scope = claims.get("scope")
+    if scope is not None and not isinstance(scope, str):
+        raise InvalidToken("scope claim is not a string")
+    longest = (
+        jwt_settings.PAT_MAX_LIFETIME if scope is not None else jwt_settings.SESSION_MAX_LIFETIME
+    )
+    if claims["exp"] - claims["iat"] > longest.total_seconds() + leeway:
         raise InvalidToken("exp is further from iat than any session lives")
     check_auth_time(claims, current + leeway)
     check_issuer_and_audience(claims)

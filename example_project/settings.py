@@ -13,6 +13,7 @@ loud warning). Everything real comes from the environment:
 ``COCART_JWT_SIGNING_KEY``      required when DEBUG is off (``manage.py jwt keygen``)
 ``COCART_JWT_ALGORITHM``        the key's algorithm (default HS256)
 ``COCART_JWT_ISSUER``           the ``iss`` claim (default ``https://store.example``)
+``COCART_JWT_AUDIENCE``         the ``aud`` claim (default ``https://store.example/api``)
 ``COCART_JWT_SESSION_CACHE_TTL``  seconds; 0 (default) is strict mode
 ``COCART_JWT_ACCESS_TOKEN_LIFETIME``  seconds (default 900)
 ``COCART_JWT_REAUTH_MAX_AGE``   seconds a login counts as recent for checkout (default 300)
@@ -184,6 +185,7 @@ COCART_JWT: dict[str, Any] = {
     "SIGNING_KEY": _signing_key,
     "ALGORITHM": os.environ.get("COCART_JWT_ALGORITHM", "HS256"),
     "ISSUER": os.environ.get("COCART_JWT_ISSUER", "https://store.example"),
+    "AUDIENCE": os.environ.get("COCART_JWT_AUDIENCE", "https://store.example/api"),
     "SESSION_CACHE_TTL": int(os.environ.get("COCART_JWT_SESSION_CACHE_TTL", "0")),
     "ACCESS_TOKEN_LIFETIME": int(os.environ.get("COCART_JWT_ACCESS_TOKEN_LIFETIME", "900")),
     "REAUTH_MAX_AGE": int(os.environ.get("COCART_JWT_REAUTH_MAX_AGE", "300")),
