@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from .settings import jwt_settings
+from .settings import SETTING_NAME, jwt_settings
 
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,64}")
@@ -29,6 +30,8 @@ SCOPES_HINT = (
 
 @register(Tags.security, "cocart_jwt")
 def check_personal_tokens(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if not isinstance(getattr(settings, SETTING_NAME, {}), dict):
+        return []  # E012 says so; nothing else can be read
     return [*check_scopes(), *check_limits(), *check_issuer_and_audience()]
 
 

@@ -17,7 +17,9 @@ from django.core.management.base import SystemCheckError
 from tests.factories import hmac_secret, private_pem, public_pem
 
 GOOD_SECRET = hmac_secret("HS256", 7)
-BASE = {"ALGORITHM": "HS256", "SIGNING_KEY": GOOD_SECRET, "ISSUER": "https://checks.example"}
+# Without both, every configuration also gets W011 (tested in test_scope_checks.py).
+IDENTITY = {"ISSUER": "https://checks.example", "AUDIENCE": "https://checks.example/api"}
+BASE = {"ALGORITHM": "HS256", "SIGNING_KEY": GOOD_SECRET, **IDENTITY}
 LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "checks"}
 # Only its BACKEND is looked at by the checks; nothing connects to it.
 SHARED = {
@@ -92,7 +94,7 @@ def test_unknown_fallback_algorithm_is_e001(settings: Any, shared_caches: None) 
 
 @pytest.mark.parametrize("algorithm", ["HS256", "HS384", "HS512"])
 def test_missing_hmac_secret_is_e002(algorithm: str, settings: Any, shared_caches: None) -> None:
-    settings.COCART_JWT = {"ALGORITHM": algorithm}
+    settings.COCART_JWT = {**IDENTITY, "ALGORITHM": algorithm}
     assert cocart_ids() == ["cocart_jwt.E002"]
 
 
@@ -102,7 +104,7 @@ def test_empty_hmac_secret_is_e002(settings: Any, shared_caches: None) -> None:
 
 
 def test_cocart_jwt_without_any_key_is_e002(settings: Any, shared_caches: None) -> None:
-    settings.COCART_JWT = {}
+    settings.COCART_JWT = {**IDENTITY}
     assert cocart_ids() == ["cocart_jwt.E002"]
 
 
@@ -139,7 +141,7 @@ def test_hmac_secret_length_counts_bytes_not_characters(settings: Any, shared_ca
 def test_asymmetric_algorithm_without_any_key_is_e003(
     algorithm: str, settings: Any, shared_caches: None
 ) -> None:
-    settings.COCART_JWT = {"ALGORITHM": algorithm}
+    settings.COCART_JWT = {**IDENTITY, "ALGORITHM": algorithm}
     assert cocart_ids() == ["cocart_jwt.E003"]
 
 
@@ -150,7 +152,7 @@ def test_garbage_private_pem_is_e003(settings: Any, shared_caches: None) -> None
 
 def test_garbage_public_pem_is_e003(settings: Any, shared_caches: None) -> None:
     garbage = GARBAGE_PEM.replace("PRIVATE", "PUBLIC")
-    settings.COCART_JWT = {"ALGORITHM": "ES256", "VERIFYING_KEY": garbage}
+    settings.COCART_JWT = {**IDENTITY, "ALGORITHM": "ES256", "VERIFYING_KEY": garbage}
     assert cocart_ids() == ["cocart_jwt.E003"]
 
 
@@ -185,6 +187,7 @@ def test_p256_key_for_es384_is_e004(settings: Any, shared_caches: None) -> None:
 
 def test_p256_public_key_for_es384_is_e004(settings: Any, shared_caches: None) -> None:
     settings.COCART_JWT = {
+        **IDENTITY,
         "ALGORITHM": "ES384",
         "VERIFYING_KEY": public_pem(private_pem("ES256", 0)),
     }
@@ -548,6 +551,7 @@ def test_unknown_setting_name_is_w004(settings: Any, shared_caches: None) -> Non
 
 def test_only_verifying_key_for_rs256_is_w005(settings: Any, shared_caches: None) -> None:
     settings.COCART_JWT = {
+        **IDENTITY,
         "ALGORITHM": "RS256",
         "VERIFYING_KEY": public_pem(private_pem("RS256", 0)),
     }
@@ -620,7 +624,7 @@ def misplaced(algorithm: str, where: str, secret: str) -> dict[str, Any]:
         "env": {"SIGNING_KEY": f"env:{SECRET_ENV}"},
         "fallback-signing": {"SIGNING_KEY": pem, "FALLBACK_KEYS": [{"SIGNING_KEY": secret}]},
         "fallback-verifying": {"SIGNING_KEY": pem, "FALLBACK_KEYS": [{"VERIFYING_KEY": secret}]},
-    }[where] | {"ALGORITHM": algorithm, "ISSUER": "https://checks.example"}
+    }[where] | {"ALGORITHM": algorithm, **IDENTITY}
 
 
 WHERE = ["signing", "verifying", "env", "fallback-signing", "fallback-verifying"]
@@ -674,7 +678,7 @@ def test_check_names_an_explicit_key_file_path(
     settings: Any, shared_caches: None, tmp_path: Any
 ) -> None:
     missing = tmp_path / "jwt-2026.pem"
-    settings.COCART_JWT = {"ALGORITHM": "ES256", "SIGNING_KEY": f"file:{missing}"}
+    settings.COCART_JWT = {**IDENTITY, "ALGORITHM": "ES256", "SIGNING_KEY": f"file:{missing}"}
     assert str(missing) in check_output()
 
 

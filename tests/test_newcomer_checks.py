@@ -100,6 +100,8 @@ def test_the_same_site_with_cocart_jwt_urls_is_clean(settings: Any, quiet_caches
 def test_a_verify_only_resource_server_needs_no_urls(settings: Any, quiet_caches: None) -> None:
     settings.ROOT_URLCONF = WITHOUT_COCART_URLS
     settings.COCART_JWT = {
+        "ISSUER": "https://newcomer.example",
+        "AUDIENCE": "https://newcomer.example/api",
         "ALGORITHM": "RS256",
         "VERIFYING_KEY": public_pem(private_pem("RS256", 0)),
     }
@@ -264,7 +266,11 @@ def test_a_scheme_another_authentication_class_reads_is_not_logged(
 
 
 def check_messages_for(settings: Any, cocart_jwt: dict[str, Any], **kwargs: Any) -> list[str]:
-    settings.COCART_JWT = {"ISSUER": "https://newcomer.example", **cocart_jwt}
+    settings.COCART_JWT = {
+        "ISSUER": "https://newcomer.example",
+        "AUDIENCE": "https://newcomer.example/api",
+        **cocart_jwt,
+    }
     return cocart_ids(**kwargs)
 
 
@@ -503,6 +509,9 @@ FALLBACK = {"ALGORITHM": "HS256", "SIGNING_KEY": hmac_secret("HS256", 8)}
 BAD_SETTINGS: dict[str, tuple[str, dict[str, Any], Any]] = {
     # name: (expected id, COCART_JWT over HS, a further change of settings or None)
     "unknown-algorithm": ("E001", {"ALGORITHM": "HS1024"}, None),
+    "scope-with-a-space": ("E019", {"SCOPES": {"orders read": "Read orders"}}, None),
+    "no-personal-token-lifetime": ("E020", {"PAT_MAX_LIFETIME": 0}, None),
+    "no-issuer": ("W011", {"ISSUER": None}, None),
     "fallback-unknown-algorithm": (
         "E001",
         {"FALLBACK_KEYS": [{**FALLBACK, "ALGORITHM": "x"}]},
@@ -613,7 +622,12 @@ def messages_for(name: str, settings: Any, monkeypatch: pytest.MonkeyPatch) -> l
     settings.DEBUG = False
     if name == "secret-key":
         cocart_jwt = {"SIGNING_KEY": settings.SECRET_KEY}
-    settings.COCART_JWT = {**HS, "ISSUER": "https://newcomer.example", **cocart_jwt}
+    settings.COCART_JWT = {
+        **HS,
+        "ISSUER": "https://newcomer.example",
+        "AUDIENCE": "https://newcomer.example/api",
+        **cocart_jwt,
+    }
     if change is not None:
         change(settings)
     databases = ["default"] if check_id == "W007" else None

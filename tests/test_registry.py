@@ -426,7 +426,8 @@ def test_reserved_names_in_a_sessions_stored_claims_never_reach_its_tokens(
         claims = verify_access_token(access)
         assert claims["role"] == "deployer"  # data passes
         assert (claims.get("iss"), claims.get("aud")) == (issuer, audience)
-        assert not (RESERVED_STORED - {"iss", "aud"}) & set(claims)
+        assert claims["client_id"] == "cocart_jwt"  # the setting's, never the stored one
+        assert not (RESERVED_STORED - {"iss", "aud", "client_id"}) & set(claims)
         assert api_client.get(ME, **bearer(access)).status_code == 200
 
 

@@ -100,6 +100,8 @@ def test_defaults_are_the_documented_ones() -> None:
         "validate": "2/min",
         "login_link": "5/min",
         "reauthenticate": "5/min",
+        "revoke": "10/min",
+        "introspect": None,
     }
     assert jwt_settings.RATE_LIMIT_IPV6_PREFIX == 64
     assert jwt_settings.CACHE == "default"
@@ -123,6 +125,8 @@ def test_rate_limits_are_laid_over_the_defaults(settings: Any) -> None:
         "validate": None,
         "login_link": "5/min",
         "reauthenticate": "5/min",
+        "revoke": "10/min",
+        "introspect": None,
         "login_username": "20/hour",
     }
 

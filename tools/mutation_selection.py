@@ -62,6 +62,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_settings.py",
         "test_secrets_at_rest.py",
         "test_step_up.py",
+        "test_token_kinds.py",
     ),
     "authentication": (
         "test_authentication.py",
@@ -118,6 +119,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
     "ratelimit": ("test_rate_limits.py", "test_checks.py", "test_settings.py"),
     "managers": (
         "test_registry.py",
+        "test_token_kinds.py",
         "test_lifecycle.py",
         "test_concurrency.py",
         "test_admin.py",
@@ -210,6 +212,7 @@ NOT_SELECTED: dict[str, str] = {
     "test_bench.py": "the benchmark",
     "test_dependencies.py": "dependency floors",
     "test_openapi.py": "the OpenAPI schema",
+    "test_scope_checks.py": "checks of personal tokens (scope_checks is not a mutated module)",
     "test_schemathesis.py": "the OpenAPI schemas against the views, minutes of fuzzing",
     "test_nested_json.py": "the JSON parser",
     "test_store_hostile.py": "the example store",
