@@ -25,6 +25,11 @@ class RefreshTokenReused(RefreshError):
     """An already-rotated refresh token came back: its session has been revoked."""
 
 
+class DPoPKeyMismatch(RefreshError):
+    """The session is bound to a DPoP key and the request proved another one, or none (or the
+    reverse, for a renewal). Nothing was spent: it is not reuse."""
+
+
 class TooManyPersonalTokens(Exception):
     """The user already holds MAX_PATS_PER_USER live personal tokens: one must go first."""
 
@@ -44,6 +49,11 @@ class IssuedTokens:
     refresh_token: str | None = field(repr=False)
     issued_at: datetime
     access_claims: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def token_type(self) -> str:
+        """``DPoP`` for a session bound to a key (RFC 9449 section 5), else ``Bearer``."""
+        return "DPoP" if self.session.dpop_jkt else "Bearer"
 
     @property
     def expires_in(self) -> int:

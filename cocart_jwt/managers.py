@@ -1,4 +1,5 @@
-"""Issuing, renewing, rotating and revoking sessions: the domain methods of ``Token.objects``."""
+"""Issuing and revoking sessions: the domain methods of ``Token.objects`` (renewal and
+rotation in ``refresh``)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,18 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.db import models, router, transaction
-from django.db.models import F, Q
-from django.utils.crypto import constant_time_compare
+from django.db.models import Q
 
-from . import events, grace, postgres
+from . import events, postgres, refresh
 from .choices import Event, Kind, RevokeReason, Status
 from .http import client_ip, user_agent
-from .issued import (
-    IssuedTokens,
-    RefreshError,
-    RefreshTokenReused,
-    TooManyPersonalTokens,
-    new_refresh_token,
-)
-from .passwords import has_last_login, password_fingerprint, password_unchanged
+from .issued import IssuedTokens, TooManyPersonalTokens, new_refresh_token
+from .passwords import has_last_login, password_fingerprint
 from .primary import on_primary
+from .refresh import related_model
 from .revocation import announce_revoked, revoke
 from .settings import jwt_settings
-from .signals import refresh_token_reused, token_issued, token_refreshed
+from .signals import token_issued
 from .tokens import mint_access_token
 from .utils import now, sha256_hex
 
@@ -39,19 +34,6 @@ logger = logging.getLogger("cocart_jwt")
 
 # A personal token's life when its creator names none (never past PAT_MAX_LIFETIME).
 PAT_DEFAULT_LIFETIME = timedelta(days=90)
-
-
-def related_model(model: type[models.Model], name: str) -> Any:
-    """The model at the other end of ``model``'s relation ``name``: how the managers reach
-    ``RefreshToken`` and ``LoginLink`` without importing models.py, which imports them."""
-    return model._meta.get_field(name).related_model
-
-
-def refresh_tokens(session: Token) -> models.QuerySet[Any]:
-    """The session's family, without building a related manager (hot path of refresh)."""
-    family = related_model(type(session), "refresh_tokens")
-    return family._default_manager.filter(session_id=session.pk)
-
 
 # issue, renew and revoke run in a transaction of their own, or join the caller's without a
 # savepoint (two round trips saved): they do not raise for expected outcomes. rotate keeps
@@ -102,6 +84,7 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         login: bool = False,
         kind: str = Kind.SESSION,
         scopes: list[str] | None = None,
+        dpop_jkt: str = "",
     ) -> IssuedTokens:
         """Start a session for ``user`` and mint its first tokens.
 
@@ -114,7 +97,7 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
         A ``personal`` token (``scopes``, not refreshable, at most ``PAT_MAX_LIFETIME``) is
         refused with ``TooManyPersonalTokens`` when its user already holds
         ``MAX_PATS_PER_USER`` live ones, counted under the same lock: never an eviction. An
-        ``admin`` one counts in no limit.
+        ``admin`` one counts in no limit. ``dpop_jkt`` binds the session to a DPoP key.
 
         The session records the IP and user agent of ``request`` when it is the holder's
         (``holder_request``). Without one (the CLI) or for another user's request (an admin
@@ -157,6 +140,7 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
                 authenticated_at=at if login else None,
                 kind=kind,
                 scopes=list(scopes or ()) if personal else [],
+                dpop_jkt=dpop_jkt,
             )
             refresh_token = new_refresh_token() if refreshable else None
             family = related_model(self.model, "refresh_tokens")
@@ -186,65 +170,6 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
             session, user, access.token, access.expires_at, refresh_token, at, access.claims
         )
 
-    def renew(
-        self, session: Token, *, request: HttpRequest | None = None, event: str = Event.REFRESHED
-    ) -> IssuedTokens | None:
-        """New tokens for a live session whose user presented credentials again (a login
-        carrying its Bearer, ``reauthenticate/``, which records ``event`` as
-        ``reauthenticated``): its ``auth_time`` is now. None if it is not live.
-
-        Every refresh token the session had is spent: presenting one again is reuse.
-        """
-        at = now()
-        with transaction.atomic(savepoint=False):
-            locked = (
-                self.select_for_update(of=("self",))
-                .select_related("user")
-                .live(at)
-                .filter(pk=session.pk, refreshable=True)
-                .first()
-            )
-            if locked is None:
-                return None
-            refresh_tokens(locked).filter(used_at__isnull=True).update(used_at=at)
-            locked.authenticated_at = at
-            return self._extend(locked, at, request, event=event)
-
-    def rotate(self, refresh_token: str, *, request: HttpRequest | None = None) -> IssuedTokens:
-        """Exchange a refresh token for new tokens, or raise ``RefreshError``.
-
-        The presented token is claimed with a conditional UPDATE, so of N concurrent uses
-        exactly one wins and the others are reuse, or retries within REFRESH_REUSE_GRACE. On
-        PostgreSQL, the claim, the session's new expiry and the next token (whose parent is the
-        presented one) are one statement (``cocart_jwt.postgres``).
-        """
-        digest = sha256_hex(refresh_token)
-        using = router.db_for_write(self.model)
-        if postgres.supported(using):
-            return self._rotate_in_one_statement(refresh_token, digest, using, request)
-        at = now()
-        with transaction.atomic():  # a savepoint: callers may catch RefreshError
-            session = (
-                self.select_for_update(of=("self",))
-                .select_related("user")
-                .filter(refresh_tokens__token_hash=digest)
-                # After filter(), so the annotations read the row the filter joined.
-                .annotate(
-                    presented_hash=F("refresh_tokens__token_hash"),
-                    presented_id=F("refresh_tokens__id"),
-                )
-                .first()
-            )
-            if session is None or not constant_time_compare(session.presented_hash, digest):
-                raise RefreshError("unknown refresh token")
-            self._check_refreshable(session, at)
-            if not jwt_settings.ROTATE_REFRESH_TOKENS:
-                return self._extend(session, at, request, refresh_token=refresh_token)
-            claimed = refresh_tokens(session).filter(token_hash=digest, used_at__isnull=True)
-            if claimed.update(used_at=at):
-                return self._extend(session, at, request, parent_id=session.presented_id)
-        return self._retry_or_reuse(session, session.presented_id, at, request)
-
     # pragma: no mutate start (PostgreSQL only, the mutation run has SQLite); pinned by
     # tests/test_round_trips.py, tests/test_concurrency.py and the suite on PostgreSQL.
     def _insert_pipelined(
@@ -273,124 +198,38 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):  # type: ignore
             row.session.has_browser_session = row.has_browser_session  # type: ignore[attr-defined]
         announce_revoked(self.model, revoked, revoked, RevokeReason.MAX_TOKENS)
 
-    def _rotate_in_one_statement(
-        self, refresh_token: str, digest: str, using: str, request: HttpRequest | None
-    ) -> IssuedTokens:
-        """``rotate`` on PostgreSQL: BEGIN, one statement, COMMIT. The statement returns the
-        session and user as they were; a check they fail rolls it back."""
-        at = now()
-        child = new_refresh_token() if jwt_settings.ROTATE_REFRESH_TOKENS else None
-        with transaction.atomic(using=using):  # a savepoint: callers may catch RefreshError
-            done = postgres.rotate(
-                self.model,
-                digest,
-                None if child is None else sha256_hex(child),
-                at=at,
-                slide_to=at + jwt_settings.REFRESH_TOKEN_LIFETIME,
-                max_lifetime=jwt_settings.SESSION_MAX_LIFETIME,
-                event=events.new_event(Event.REFRESHED, None, request=request, at=at),
-                using=using,
-            )
-            if done is None:
-                raise RefreshError("unknown refresh token")
-            session = done.session
-            self._check_refreshable(session, at)
-            if done.claimed:
-                if done.expires_at is None:  # revoked between the statement's read and write
-                    raise RefreshError(f"session {session.pk} was revoked meanwhile")
-                session.expires_at, session.last_used_at = done.expires_at, at
-                fingerprint = password_fingerprint(session.user)
-                if fingerprint != session.password_fingerprint:  # made with a fallback key
-                    self.filter(pk=session.pk).update(password_fingerprint=fingerprint)
-                    session.password_fingerprint = fingerprint
-                return self._issued(session, at, request, child or refresh_token)
-        return self._retry_or_reuse(session, done.presented_id, at, request)
-
     # pragma: no mutate end
+
+    def renew(
+        self,
+        session: Token,
+        *,
+        request: HttpRequest | None = None,
+        event: str = Event.REFRESHED,
+        dpop_jkt: str = "",
+    ) -> IssuedTokens | None:
+        """New tokens for a live session whose user presented credentials again (a login
+        carrying its Bearer, ``reauthenticate/``, which records ``event`` as
+        ``reauthenticated``): its ``auth_time`` is now. None if it is not live.
+
+        Every refresh token the session had is spent: presenting one again is reuse. A session
+        bound to a DPoP key needs a proof by that key (``dpop_jkt``, else ``DPoPKeyMismatch``
+        and nothing changes); an unbound one is bound by a proof.
+        """
+        return refresh.renew(self, session, request=request, event=event, dpop_jkt=dpop_jkt)
+
+    def rotate(
+        self, refresh_token: str, *, request: HttpRequest | None = None, dpop_jkt: str = ""
+    ) -> IssuedTokens:
+        """Exchange a refresh token for new tokens, or raise ``RefreshError``
+        (``refresh.rotate`` says how)."""
+        return refresh.rotate(self, refresh_token, request=request, dpop_jkt=dpop_jkt)
 
     def revoke_all(
         self, user: AbstractBaseUser, reason: str, *, request: HttpRequest | None = None
     ) -> int:
         """Revoke every live session of ``user``; returns how many."""
         return len(self.filter(user=user).revoke(reason, request=request))
-
-    def _check_refreshable(self, session: Token, at: datetime) -> None:
-        refusal = session.refusal_reason(at)
-        if refusal is not None:
-            raise RefreshError(refusal.logged(session.pk))
-        if not session.refreshable:
-            raise RefreshError(f"session {session.pk} is not refreshable")
-        if not password_unchanged(session.user, session.password_fingerprint):
-            raise RefreshError(f"password of the user of session {session.pk} changed")
-
-    def _retry_or_reuse(
-        self, session: Token, presented_id: int, at: datetime, request: HttpRequest | None
-    ) -> IssuedTokens:
-        """After a refresh token's failed claim: new tokens for a retry within
-        REFRESH_REUSE_GRACE (``grace``), read again under the session's lock (parallel retries
-        take turns, each spending the child the previous one made); else reuse, raised."""
-        if jwt_settings.REFRESH_REUSE_GRACE:
-            with transaction.atomic(using=router.db_for_write(self.model)):
-                query = self.select_for_update(of=("self",)).select_related("user")
-                locked = query.get(pk=session.pk)
-                self._check_refreshable(locked, at)
-                if grace.spend_child(refresh_tokens(locked), presented_id, at):
-                    logger.info("Refresh of session %s within REFRESH_REUSE_GRACE", session.pk)
-                    return self._extend(
-                        locked, at, request, event=Event.REUSE_GRACE, parent_id=presented_id
-                    )
-        logger.warning("Refresh token reused; revoking session %s", session.pk)
-        with transaction.atomic(savepoint=False):
-            events.record(Event.REUSED, session, request=request)
-            session.revoke(RevokeReason.REFRESH_TOKEN_REUSED, request=request)
-        refresh_token_reused.send(self.model, token=session, user=session.user, request=request)
-        raise RefreshTokenReused(f"refresh token reused; session {session.pk} revoked")
-
-    def _extend(
-        self,
-        session: Token,
-        at: datetime,
-        request: HttpRequest | None,
-        refresh_token: str | None = None,
-        event: str = Event.REFRESHED,
-        parent_id: int | None = None,
-    ) -> IssuedTokens:
-        """Slide the session's expiry (never past SESSION_MAX_LIFETIME), record ``event``, mint
-        new tokens."""
-        session.expires_at = min(
-            at + jwt_settings.REFRESH_TOKEN_LIFETIME,
-            session.created_at + jwt_settings.SESSION_MAX_LIFETIME,
-        )
-        session.last_used_at = at
-        session.password_fingerprint = password_fingerprint(session.user)
-        self.filter(pk=session.pk).update(
-            expires_at=session.expires_at,
-            last_used_at=at,
-            password_fingerprint=session.password_fingerprint,
-            authenticated_at=session.authenticated_at,
-        )
-        if refresh_token is None:
-            refresh_token = self._add_refresh_token(session, at, parent_id)
-        events.record(event, session, request=request, at=at)
-        return self._issued(session, at, request, refresh_token)
-
-    def _issued(
-        self, session: Token, at: datetime, request: HttpRequest | None, refresh_token: str
-    ) -> IssuedTokens:
-        """Mint the access token of a renewed or refreshed session; send token_refreshed."""
-        access = mint_access_token(session, session.user, at)
-        token_refreshed.send(self.model, token=session, user=session.user, request=request)
-        return IssuedTokens(
-            session, session.user, access.token, access.expires_at, refresh_token, at, access.claims
-        )
-
-    def _add_refresh_token(self, session: Token, at: datetime, parent_id: int | None) -> str:
-        raw = new_refresh_token()
-        family = related_model(self.model, "refresh_tokens")
-        family._default_manager.create(
-            session_id=session.pk, token_hash=sha256_hex(raw), created_at=at, parent_id=parent_id
-        )
-        return raw
 
     def _lock_user(self, user: AbstractBaseUser) -> None:
         list(get_user_model()._default_manager.select_for_update().filter(pk=user.pk).values("pk"))

@@ -92,6 +92,10 @@ class Token(models.Model):
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.SESSION)
     # A personal token's scopes, names from the SCOPES setting: its access token's scope claim.
     scopes = models.JSONField(_("scopes"), default=list, blank=True)
+    # DPoP (RFC 9449): the RFC 7638 thumbprint of the key a login or refresh proved possession
+    # of; its access tokens carry it as cnf.jkt and are accepted only with a proof by that key.
+    # Empty: a bearer session.
+    dpop_jkt = models.CharField(_("DPoP key thumbprint"), max_length=64, blank=True, editable=False)
 
     objects = TokenManager()
 

@@ -328,13 +328,17 @@ def rotate(
     max_lifetime: timedelta,
     event: models.Model,
     using: str,
+    dpop_jkt: str = "",
 ) -> Rotation | None:
     """Lock the session of the refresh token of hash ``token_hash`` (in ``token_model``'s
     family), claim the token (unless ``child_hash`` is None: rotation off), slide the session
     (never past ``created_at + max_lifetime``), insert the next token, of hash ``child_hash``
     and parent the claimed one, and ``event`` (refreshed, of the session's user and sid), in
     one statement. None when no refresh token has that hash. Call it inside a transaction: the
-    session stays locked until it ends."""
+    session stays locked until it ends.
+
+    A session bound to a DPoP key other than ``dpop_jkt`` ("" for none) is neither claimed
+    nor slid: the caller refuses it, nothing spent. A claim binds the session to ``dpop_jkt``."""
     family = token_model._meta.get_field("refresh_tokens").related_model
     q = lambda name: quote(using, name)  # noqa: E731
     token_table, family_table = q(token_model._meta.db_table), q(family._meta.db_table)
@@ -344,13 +348,14 @@ def rotate(
     # Only if the session slid, as the next token.
     slid = {"user_id": Sql("extended.user_id"), "sid": Sql("extended.id")}
     refreshed, event_params = insert_select(event, using, [("extended", slid)])
-    params: list[Any] = [token_hash]
+    params: list[Any] = [dpop_jkt, token_hash]
     if child_hash is None:
-        claimed, child = "claimed AS (SELECT session_id FROM presented)", ""
+        claimed, child = "claimed AS (SELECT session_id FROM presented WHERE key_ok)", ""
     else:
         claimed = (
             f"claimed AS (UPDATE {family_table} SET {q('used_at')} = %s"
             f" WHERE {q('id')} = (SELECT id FROM presented) AND {q('used_at')} IS NULL"
+            f" AND (SELECT key_ok FROM presented)"
             f" RETURNING {q('session_id')} AS session_id)"
         )
         params.append(at)
@@ -362,12 +367,13 @@ def rotate(
             f" SELECT id, %s, %s, NULL, (SELECT id FROM presented) FROM extended)"
         )
     sql = (
-        f"WITH presented AS (SELECT f.{q('id')} AS id, f.{q('session_id')} AS session_id"
+        f"WITH presented AS (SELECT f.{q('id')} AS id, f.{q('session_id')} AS session_id,"
+        f" (t.{q('dpop_jkt')} = '' OR t.{q('dpop_jkt')} = %s) AS key_ok"
         f" FROM {family_table} f JOIN {token_table} t ON t.{q('id')} = f.{q('session_id')}"
         f" WHERE f.{q('token_hash')} = %s FOR NO KEY UPDATE OF t), "
         f"{claimed}, "
         f"extended AS (UPDATE {token_table} SET {q('expires_at')} = LEAST(%s, {q('created_at')}"
-        f" + %s), {q('last_used_at')} = %s FROM claimed"
+        f" + %s), {q('last_used_at')} = %s, {q('dpop_jkt')} = %s FROM claimed"
         f" WHERE {token_table}.{q('id')} = claimed.session_id"
         f" AND {q('revoked_at')} IS NULL AND {q('expires_at')} > %s AND {q('refreshable')}"
         f" RETURNING {token_table}.{q('id')} AS id, {token_table}.{q('expires_at')} AS expires_at,"
@@ -379,7 +385,7 @@ def rotate(
         f" ON u.{q(user_model._meta.pk.column)} = s.{q('user_id')}"
         f" WHERE s.{q('id')} = (SELECT session_id FROM presented)"
     )
-    params += [slide_to, max_lifetime, at, at]
+    params += [slide_to, max_lifetime, at, dpop_jkt, at]
     if child_hash is not None:
         params += [child_hash, at]
     params += event_params

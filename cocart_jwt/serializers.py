@@ -80,7 +80,7 @@ class TokenPairSerializer(serializers.Serializer):
     user = UserSerializer()
 
     def get_token_type(self, issued: IssuedTokens) -> str:
-        return "Bearer"
+        return issued.token_type
 
 
 class ValidateSerializer(serializers.Serializer):

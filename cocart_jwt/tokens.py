@@ -50,6 +50,8 @@ REQUIRED_CLAIMS = ["exp", "iat", "nbf", "sub", "jti", "sid"]
 # Session ids are secrets.token_urlsafe; the column holds 64. Checked before any query, so a
 # NUL byte or any other odd character never reaches the database (PostgreSQL refuses NUL).
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# An RFC 7638 SHA-256 thumbprint: 32 bytes in unpadded base64url.
+THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class InvalidToken(Exception):
@@ -100,9 +102,12 @@ def mint_access_token(session: Token, user: AbstractBaseUser, at: datetime) -> A
     payload["client_id"] = jwt_settings.CLIENT_ID
     if jwt_settings.PAYLOAD_HOOK:
         payload = jwt_settings.PAYLOAD_HOOK(payload, user)
+    # After the hook: a personal token is never minted without its limits, nor a DPoP-bound
+    # one without its key.
     if session.kind == Kind.PERSONAL:
-        # After the hook: a personal token is never minted without its limits.
         payload["scope"] = " ".join(session.scopes)
+    if session.dpop_jkt:
+        payload["cnf"] = {"jkt": session.dpop_jkt}
     headers = {"typ": ACCESS_TOKEN_TYPE, "kid": key.kid}
     token = jwt.encode(payload, key.signer, algorithm=key.algorithm, headers=headers)
     return AccessToken(token=token, expires_at=expires_at, jti=jti, claims=payload)
@@ -241,7 +246,26 @@ def check_claims(claims: dict[str, Any]) -> None:
     if claims["exp"] - claims["iat"] > longest.total_seconds() + leeway:
         raise InvalidToken("exp is further from iat than any session lives")
     check_auth_time(claims, current + leeway)
+    check_confirmation(claims)
     check_issuer_and_audience(claims)
+
+
+def check_confirmation(claims: dict[str, Any]) -> None:
+    """``cnf`` (RFC 7800), when present, binds the token to a DPoP key: ``{"jkt": <RFC 7638
+    thumbprint>}`` and nothing this verifier could not enforce."""
+    if "cnf" not in claims:
+        return
+    cnf = claims["cnf"]
+    if not isinstance(cnf, dict) or set(cnf) != {"jkt"}:
+        raise InvalidToken("cnf claim is not {jkt: thumbprint}")
+    if not isinstance(cnf["jkt"], str) or not THUMBPRINT.fullmatch(cnf["jkt"]):
+        raise InvalidToken("cnf.jkt is not a SHA-256 thumbprint in base64url")
+
+
+def confirmation_key(claims: dict[str, Any]) -> str:
+    """The DPoP key thumbprint a verified token is bound to; "" for a bearer token."""
+    cnf = claims.get("cnf")
+    return cnf["jkt"] if isinstance(cnf, dict) else ""
 
 
 def check_auth_time(claims: dict[str, Any], latest: float) -> None:

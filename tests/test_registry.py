@@ -18,14 +18,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from cocart_jwt import login_links
-from cocart_jwt.managers import (
-    IssuedTokens,
-    RefreshError,
-    RefreshTokenReused,
-    password_fingerprint,
-    password_unchanged,
-)
+from cocart_jwt.issued import IssuedTokens, RefreshError, RefreshTokenReused
 from cocart_jwt.models import RefreshToken, RevokeReason, Status, Token, user_is_active
+from cocart_jwt.passwords import password_fingerprint, password_unchanged
 from cocart_jwt.signals import refresh_token_reused, token_issued, token_refreshed, token_revoked
 from cocart_jwt.store.cached import session_key
 from cocart_jwt.tokens import verify_access_token
