@@ -29,7 +29,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import events
 from .browser_sessions import KEY_MAX_LENGTH, revocable_browser_sessions, seal
-from .choices import Event, Refusal
+from .choices import Event, Kind, Refusal
 from .models import LoginLink, Token
 from .passwords import password_fingerprint, password_unchanged
 from .primary import on_primary, primary_db
@@ -85,7 +85,12 @@ def link_url(request: HttpRequest, token: str) -> str:
 
 
 def issue(session: Token, created_by: Any = None, at: datetime | None = None) -> IssuedLink:
-    """A new single-use link of ``session``: LOGIN_LINK_LIFETIME, never past the session."""
+    """A new single-use link of ``session``: LOGIN_LINK_LIFETIME, never past the session.
+
+    Never for a personal access token: a link signs its user in to a Django session with all
+    their rights, and the token is limited to its scopes."""
+    if session.kind == Kind.PERSONAL:
+        raise ValueError("a personal access token has no login link")
     at = at or now()
     raw = secrets.token_urlsafe(LINK_TOKEN_BYTES)
     link = LoginLink.objects.create(

@@ -89,13 +89,22 @@ class Token(models.Model):
     # Who started it: a login, its user through tokens/ (a personal access token, named by its
     # description), or an administrator. Decides the limit that counts it and what its tokens
     # may do (docs/personal-tokens.md).
-    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.SESSION)
+    # New columns have database defaults too: operators' SQL inserts rows without naming them.
+    kind = models.CharField(
+        _("kind"),
+        max_length=16,
+        choices=Kind.choices,
+        default=Kind.SESSION,
+        db_default=Kind.SESSION,
+    )
     # A personal token's scopes, names from the SCOPES setting: its access token's scope claim.
-    scopes = models.JSONField(_("scopes"), default=list, blank=True)
+    scopes = models.JSONField(_("scopes"), default=list, db_default=[], blank=True)
     # DPoP (RFC 9449): the RFC 7638 thumbprint of the key a login or refresh proved possession
     # of; its access tokens carry it as cnf.jkt and are accepted only with a proof by that key.
     # Empty: a bearer session.
-    dpop_jkt = models.CharField(_("DPoP key thumbprint"), max_length=64, blank=True, editable=False)
+    dpop_jkt = models.CharField(
+        _("DPoP key thumbprint"), max_length=64, blank=True, editable=False, db_default=""
+    )
 
     objects = TokenManager()
 

@@ -25,10 +25,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import path, reverse
 from django.utils import timezone
 
-from cocart_jwt.choices import Refusal
+from cocart_jwt.choices import Kind, Refusal
 from cocart_jwt.models import LoginLink, RefreshToken, RevokeReason, Token
 from cocart_jwt.parsing import DURATION_EXAMPLES
 from cocart_jwt.signals import token_issued
+from cocart_jwt.tokens import verify_access_token
 from cocart_jwt.utils import sha256_hex
 from tests.factories import bearer, refresh
 
@@ -883,3 +884,241 @@ def test_a_nul_byte_in_the_user_autocomplete_finds_no_one_instead_of_a_500(admin
     assert [entry["text"] for entry in found] == ["alice"]
     assert response.status_code == 200
     assert response.json()["results"] == []
+
+
+# -- kinds: administrators' tokens and personal access tokens ----------------------------
+
+SCOPES = {"orders:read": "Read your orders", "cart:write": "Change your cart"}
+
+
+@pytest.fixture
+def scopes(settings: Any) -> dict[str, str]:
+    settings.COCART_JWT = {**settings.COCART_JWT, "SCOPES": SCOPES}
+    return SCOPES
+
+
+def personal(user: Any, *names: str, **kwargs: Any) -> Token:
+    kwargs.setdefault("description", "sync")
+    return issue(user, kind=Kind.PERSONAL, scopes=list(names), **kwargs)
+
+
+def test_create_without_scopes_makes_an_admin_token_that_evicts_no_login_session(
+    admin_client, user, settings, scopes
+):
+    settings.COCART_JWT = {**settings.COCART_JWT, "MAX_TOKENS_PER_USER": 2}
+    logins = [issue(user, kind=Kind.SESSION) for _ in range(2)]
+
+    response = create(admin_client, user, description="support")
+
+    assert found(ACCESS_TOKEN, response.content.decode())
+    made = Token.objects.get(description="support")
+    assert made.kind == Kind.ADMIN
+    assert made.scopes == []
+    assert Token.objects.filter(user=user).live().count() == 3  # nothing evicted
+    assert "Made by an administrator" in response.content.decode()
+    # The next login evicts the oldest login session, never the admin's token.
+    issue(user, kind=Kind.SESSION)
+    assert Token.objects.get(pk=logins[0].pk).revoke_reason == RevokeReason.MAX_TOKENS
+    assert Token.objects.get(pk=made.pk).revoked_at is None
+
+
+def test_create_with_scopes_makes_a_personal_access_token(
+    admin_client, admin_user, user, scopes, api_client
+):
+    response = create(
+        admin_client, user, scopes=["cart:write", "orders:read"], description="invoice sync"
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    session = Token.objects.get(user=user)
+    assert session.kind == Kind.PERSONAL
+    assert session.scopes == ["orders:read", "cart:write"]  # in the order of SCOPES
+    assert session.description == "invoice sync"
+    assert session.refreshable is False
+    access_token = found(ACCESS_TOKEN, page)
+    claims = verify_access_token(access_token)
+    assert claims["scope"] == "orders:read cart:write"
+    assert claims["client_id"] == "cocart_jwt"
+    assert "auth_time" not in claims
+    assert found(REFRESH_TOKEN, page) is None
+    # The shown-once page says what it is and what it may do.
+    assert "Personal access token" in page
+    assert "<code>orders:read</code> <code>cart:write</code>" in page
+    # No login link: its browser session would have all the user's rights.
+    assert found(LOGIN_LINK, page) is None
+    assert "has no login link" in html.unescape(page)
+    assert not LoginLink.objects.filter(session=session).exists()
+    assert api_client.get(ME, **bearer(access_token)).json()["sid"] == session.pk
+    entry = LogEntry.objects.get(object_id=session.pk, action_flag=ADDITION)
+    assert entry.user == admin_user
+    assert entry.get_change_message() == (
+        "Issued a personal access token (scopes orders:read cart:write, lifetime 24h), shown once."
+    )
+
+
+def test_the_scopes_field_offers_each_configured_scope_with_its_description(admin_client, scopes):
+    page = html.unescape(admin_client.get(ADD).content.decode())
+
+    assert 'name="scopes" value="orders:read"' in page
+    assert "orders:read: Read your orders" in page
+    assert "cart:write: Change your cart" in page
+    assert "Any scope makes a personal access token" in page
+    assert "at most 365d (PAT_MAX_LIFETIME)" in page
+
+
+def test_the_scopes_field_is_disabled_with_a_note_when_none_are_configured(admin_client, user):
+    page = html.unescape(admin_client.get(ADD).content.decode())
+    assert "No scopes are configured (COCART_JWT SCOPES is empty)" in page
+
+    create(admin_client, user, scopes=["orders:read"])
+
+    session = Token.objects.get(user=user)  # the posted scope is ignored: an admin token
+    assert (session.kind, session.scopes) == (Kind.ADMIN, [])
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"scopes": ["orders:write"]}, "scopes", "Select a valid choice. orders:write is not"),
+        (
+            {"scopes": ["orders:read"], "refreshable": "on"},
+            "refreshable",
+            "A personal access token (a token with scopes) is never refreshable",
+        ),
+        (
+            {"scopes": ["orders:read"], "description": "  "},
+            "description",
+            "A personal access token (a token with scopes) needs a name",
+        ),
+        (
+            {"scopes": ["orders:read"], "lifetime": "366d"},
+            "lifetime",
+            "A personal access token (a token with scopes) lives at most 365d (PAT_MAX_LIFETIME).",
+        ),
+        (
+            {"lifetime": "91d"},
+            "lifetime",
+            "The lifetime can be at most 90d (SESSION_MAX_LIFETIME).",
+        ),
+    ],
+)
+def test_create_refuses_what_a_personal_access_token_cannot_be(
+    admin_client, user, scopes, fields, field, message
+):
+    response = create(admin_client, user, **{"description": "sync", **fields})
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field]
+    assert message in html.unescape(response.content.decode())
+    assert found(ACCESS_TOKEN, response.content.decode()) is None
+    assert not Token.objects.exists()
+
+
+def test_a_personal_lifetime_is_bounded_by_pat_max_lifetime_not_the_session_maximum(
+    admin_client, user, scopes, settings
+):
+    create(admin_client, user, scopes=["orders:read"], description="a", lifetime="200d")
+    first = Token.objects.get(user=user)
+    assert first.expires_at - first.created_at == timedelta(days=200)
+
+    settings.COCART_JWT = {**settings.COCART_JWT, "PAT_MAX_LIFETIME": timedelta(days=30)}
+    response = create(admin_client, user, scopes=["orders:read"], description="b", lifetime="31d")
+
+    assert "lives at most 30d (PAT_MAX_LIFETIME)" in html.unescape(response.content.decode())
+    assert Token.objects.count() == 1
+
+
+def test_create_at_max_pats_per_user_is_an_error_on_user_naming_the_limit(
+    admin_client, user, scopes, settings
+):
+    settings.COCART_JWT = {**settings.COCART_JWT, "MAX_PATS_PER_USER": 2}
+    held = [personal(user, "orders:read") for _ in range(2)]
+
+    response = create(admin_client, user, scopes=["orders:read"], description="third")
+
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.errors) == ["user"]
+    assert "already holds 2 live personal access tokens, the most MAX_PATS_PER_USER allows" in (
+        html.unescape(response.content.decode())
+    )
+    assert found(ACCESS_TOKEN, response.content.decode()) is None
+    assert Token.objects.count() == 2  # never an eviction
+    assert all(Token.objects.get(pk=s.pk).revoked_at is None for s in held)
+    assert not LoginLink.objects.exists() and not LogEntry.objects.exists()
+    # Without scopes the same user still gets an admin token: it is in no limit.
+    create(admin_client, user, description="support")
+    assert Token.objects.get(description="support").kind == Kind.ADMIN
+
+
+def test_changelist_shows_the_kind_and_scopes_and_filters_by_kind(admin_client, user, scopes):
+    pat = personal(user, "orders:read", "cart:write", description="the PAT")
+    issue(user, kind=Kind.SESSION, description="a login")
+    issue(user, kind=Kind.ADMIN, description="support")
+
+    response = admin_client.get(CHANGELIST)
+
+    page = response.content.decode()
+    assert "Personal access token" in page and "Login session" in page
+    assert "Made by an administrator" in page
+    assert "orders:read cart:write" in page
+    assert '<td class="field-scope_list">orders:read cart:write</td>' in page
+    assert 'class="field-kind"' in page
+    assert "?kind__exact=personal" in page  # the filter's choices
+    for kind, expected in [
+        ("personal", ["the PAT"]),
+        ("session", ["a login"]),
+        ("admin", ["support"]),
+    ]:
+        listed = admin_client.get(CHANGELIST, {"kind__exact": kind}).context["cl"].result_list
+        assert [row.description for row in listed] == expected
+    assert pat.pk[:8] in page
+
+
+def test_the_view_page_shows_kind_and_scopes_read_only(admin_client, user, scopes):
+    pat = personal(user, "orders:read")
+
+    response = admin_client.get(change_url(pat))
+
+    page = html.unescape(response.content.decode())
+    assert '<div class="readonly">Personal access token</div>' in page
+    assert '<div class="readonly">orders:read</div>' in page
+    assert '"scope": "orders:read"' in page  # in the claims its access tokens carry
+    form = response.context["adminform"].form
+    assert "kind" not in form.fields and "scopes" not in form.fields
+    # Posting the view page changes neither.
+    admin_client.post(change_url(pat), {"description": "renamed", "kind": "admin"})
+    pat.refresh_from_db()
+    assert (pat.description, pat.kind, pat.scopes) == ("renamed", Kind.PERSONAL, ["orders:read"])
+
+
+def test_mint_of_a_personal_token_carries_its_scope(admin_client, user, scopes, api_client):
+    pat = personal(user, "orders:read", "cart:write")
+
+    response = admin_client.post(mint_url(pat))
+
+    page = response.content.decode()
+    access_token = found(ACCESS_TOKEN, page)
+    claims = verify_access_token(access_token)
+    assert claims["scope"] == "orders:read cart:write"
+    assert claims["sid"] == pat.pk
+    assert "auth_time" not in claims
+    assert claims["exp"] == int(pat.expires_at.timestamp())
+    assert "<code>orders:read</code> <code>cart:write</code>" in page
+    assert api_client.get(ME, **bearer(access_token)).status_code == 200
+    # A scoped token never comes with a link to an unscoped browser session.
+    assert found(LOGIN_LINK, page) is None
+    assert not LoginLink.objects.filter(session=pat).exists()
+    entry = LogEntry.objects.get(object_id=pat.pk, action_flag=CHANGE)
+    assert entry.get_change_message() == "Minted a new access token, shown once."
+
+
+def test_no_login_link_is_ever_issued_for_a_personal_token(user):
+    from cocart_jwt import login_links
+
+    pat = personal(user, "orders:read")
+
+    with pytest.raises(ValueError, match="no login link"):
+        login_links.issue(pat)
+    assert not LoginLink.objects.filter(session=pat).exists()

@@ -35,6 +35,7 @@ from django.db.models.signals import pre_delete
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
+from cocart_jwt.choices import Kind
 from cocart_jwt.keys import HMAC_MIN_BYTES
 from cocart_jwt.models import RefreshToken, RevokeReason, Token
 from cocart_jwt.signals import token_revoked
@@ -615,22 +616,234 @@ def test_create_with_a_too_long_description_fails(user):
         run("create", "alice", "--description", "x" * 256)
 
 
-def test_create_warns_when_the_cap_revokes_the_oldest_session(user, settings):
+def test_create_makes_an_admin_token_that_evicts_no_login_session_at_the_cap(user, settings):
     settings.COCART_JWT = {**settings.COCART_JWT, "MAX_TOKENS_PER_USER": 2}
-    first = issue(user).session
-    issue(user)
+    logins = [issue(user, kind=Kind.SESSION).session for _ in range(2)]
 
     _, err = run("create", "alice")
 
-    first.refresh_from_db()
-    assert first.revoke_reason == RevokeReason.MAX_TOKENS
-    assert "MAX_TOKENS_PER_USER" in err
+    created = Token.objects.exclude(pk__in=[s.pk for s in logins]).get()
+    assert created.kind == Kind.ADMIN
+    assert created.scopes == []
+    assert Token.objects.filter(user=user).live().count() == 3
+    assert err == ""
+    # The next login still counts only the two login sessions: the oldest goes, not the CLI's.
+    issue(user, kind=Kind.SESSION)
+    assert Token.objects.get(pk=logins[0].pk).revoke_reason == RevokeReason.MAX_TOKENS
+    assert Token.objects.get(pk=created.pk).revoked_at is None
 
 
 def test_create_with_misconfigured_keys_fails_cleanly(user, settings):
     settings.COCART_JWT = {"ALGORITHM": "HS256", "SIGNING_KEY": "short"}
     with pytest.raises(CommandError, match="misconfigured"):
         run("create", "alice")
+
+
+# -- create --scope: personal access tokens -----------------------------------------------
+
+SCOPES = {"orders:read": "Read your orders", "cart:write": "Change your cart"}
+
+
+@pytest.fixture
+def scopes(settings: Any) -> dict[str, str]:
+    settings.COCART_JWT = {**settings.COCART_JWT, "SCOPES": SCOPES}
+    return SCOPES
+
+
+def test_create_with_scopes_makes_a_personal_access_token_carrying_them(user, scopes, api_client):
+    out, err = run(
+        "create",
+        "alice",
+        "--scope",
+        "orders:read",
+        "--scope",
+        "cart:write",
+        "--description",
+        "invoice sync",
+    )
+
+    session = Token.objects.get()
+    assert session.kind == Kind.PERSONAL
+    assert session.scopes == ["orders:read", "cart:write"]
+    assert session.description == "invoice sync"
+    assert session.refreshable is False
+    assert not RefreshToken.objects.exists()
+    assert session.expires_at - session.created_at == timedelta(hours=24)  # ADMIN_TOKEN_LIFETIME
+    assert f"Created personal access token {session.pk} (scopes: orders:read cart:write)" in out
+    access_token = re.search(r"^(ey[\w-]+\.[\w-]+\.[\w-]+)$", out, re.M).group(1)
+    claims = verify_access_token(access_token)
+    assert claims["scope"] == "orders:read cart:write"
+    assert claims["client_id"] == "cocart_jwt"
+    assert "auth_time" not in claims
+    assert me_status(api_client, access_token) == 200
+    assert err == ""
+
+
+def test_create_with_a_scope_named_twice_keeps_it_once(user, scopes):
+    run("create", "alice", "--scope", "cart:write", "--scope=cart:write", "--description", "x")
+    assert Token.objects.get().scopes == ["cart:write"]
+
+
+def test_create_json_of_a_personal_token_is_the_token_pair_with_its_scope(user, scopes):
+    out, _ = run(
+        "create",
+        "alice",
+        "--scope",
+        "orders:read",
+        "--description",
+        "reports",
+        "--ttl",
+        "30d",
+        "--format",
+        "json",
+    )
+
+    pair = json.loads(out)
+    assert pair["scope"] == "orders:read"
+    assert pair["refresh_token"] is None
+    assert pair["expires_in"] == 30 * 86400
+    assert pair["sid"] == Token.objects.get(kind=Kind.PERSONAL).pk
+    assert verify_access_token(pair["access_token"])["scope"] == "orders:read"
+
+
+def test_create_json_of_an_admin_token_has_no_scope(user, scopes):
+    pair = json.loads(run("create", "alice", "--format", "json")[0])
+    assert "scope" not in pair
+    assert "scope" not in verify_access_token(pair["access_token"])
+    assert Token.objects.get().kind == Kind.ADMIN
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scope", "orders:write"], "Unknown scope: orders:write. Known scopes: cart:write, "),
+        (
+            ["--scope", "b", "--scope", "orders:read", "--scope", "a"],
+            "Unknown scopes: a, b. Known scopes: cart:write, orders:read.",
+        ),
+    ],
+)
+def test_create_with_an_unknown_scope_fails_naming_it_and_the_known_ones(
+    user, scopes, args, message
+):
+    with pytest.raises(CommandError, match=re.escape(message)):
+        run("create", "alice", *args, "--description", "x")
+    assert not Token.objects.exists()
+
+
+def test_create_with_a_scope_while_none_are_configured_says_so(user):
+    with pytest.raises(CommandError, match="Known scopes: none: COCART_JWT SCOPES is empty"):
+        run("create", "alice", "--scope", "orders:read", "--description", "x")
+    assert not Token.objects.exists()
+
+
+def test_create_with_a_scope_and_refreshable_fails(user, scopes):
+    with pytest.raises(CommandError, match="never refreshable: drop --refreshable or --scope"):
+        run("create", "alice", "--scope", "orders:read", "--refreshable", "--description", "x")
+    assert not Token.objects.exists()
+
+
+@pytest.mark.parametrize("description", [None, "", "   "])
+def test_create_with_a_scope_needs_a_name(user, scopes, description):
+    named = [] if description is None else ["--description", description]
+    with pytest.raises(CommandError, match="needs a name: give --description"):
+        run("create", "alice", "--scope", "orders:read", *named)
+    assert not Token.objects.exists()
+
+
+def test_create_personal_ttl_up_to_pat_max_lifetime_passes_session_max_lifetime(user, scopes):
+    _, err = run("create", "alice", "--scope", "orders:read", "--description", "x", "--ttl", "200d")
+
+    session = Token.objects.get()
+    assert session.expires_at - session.created_at == timedelta(days=200)
+    assert err == ""  # no SESSION_MAX_LIFETIME warning: it bounds login sessions only
+
+
+def test_create_personal_ttl_beyond_pat_max_lifetime_fails_saying_the_max(user, scopes, settings):
+    settings.COCART_JWT = {**settings.COCART_JWT, "PAT_MAX_LIFETIME": timedelta(days=30)}
+
+    with pytest.raises(CommandError, match=re.escape("PAT_MAX_LIFETIME (30 days)")):
+        run("create", "alice", "--scope", "orders:read", "--description", "x", "--ttl", "31d")
+    assert not Token.objects.exists()
+    run("create", "alice", "--scope", "orders:read", "--description", "x", "--ttl", "30d")
+    assert Token.objects.get().kind == Kind.PERSONAL
+
+
+def test_create_personal_beyond_max_pats_per_user_fails_and_evicts_nothing(user, scopes, settings):
+    settings.COCART_JWT = {**settings.COCART_JWT, "MAX_PATS_PER_USER": 2}
+    held = [
+        issue(user, kind=Kind.PERSONAL, scopes=["orders:read"], description=f"t{n}").session
+        for n in range(2)
+    ]
+
+    with pytest.raises(CommandError) as refused:
+        run("create", "alice", "--scope", "orders:read", "--description", "third")
+
+    assert "alice already holds 2 live personal access tokens" in str(refused.value)
+    assert "MAX_PATS_PER_USER" in str(refused.value)
+    assert Token.objects.count() == 2
+    assert all(Token.objects.get(pk=s.pk).revoked_at is None for s in held)
+    # An admin token is in no limit: still possible for that user.
+    run("create", "alice")
+    assert Token.objects.filter(kind=Kind.ADMIN).count() == 1
+
+
+def test_list_shows_the_kind_and_scopes_of_each_session(user, scopes):
+    personal = issue(
+        user, kind=Kind.PERSONAL, scopes=["orders:read", "cart:write"], description="sync"
+    ).session
+    login = issue(user, kind=Kind.SESSION).session
+    admin = issue(user, kind=Kind.ADMIN).session
+
+    out, _ = run("list")
+    rows, _ = run("list", "--format", "json")
+
+    header, *lines = out.splitlines()
+    assert "KIND" in header and "SCOPES" in header
+    row = {line.split()[0]: line.split()[1:] for line in lines}
+    assert row[personal.pk][1:3] == ["personal", "orders:read"]  # the scopes, cut to fit
+    assert "orders:read cart:w" in next(line for line in lines if line.startswith(personal.pk))
+    assert row[login.pk][1:3] == ["session", "-"]
+    assert row[admin.pk][1:3] == ["admin", "-"]
+    listed = {item["id"]: (item["kind"], item["scopes"]) for item in json.loads(rows)}
+    assert listed == {
+        personal.pk: ("personal", ["orders:read", "cart:write"]),
+        login.pk: ("session", []),
+        admin.pk: ("admin", []),
+    }
+
+
+def test_view_shows_the_kind_and_scopes_of_a_personal_token(user, scopes):
+    issued = issue(user, kind=Kind.PERSONAL, scopes=["orders:read"], description="reports")
+
+    by_id, _ = run("view", "--", issued.session.pk)
+    by_token, _ = run("view", issued.access_token)
+
+    for out in (by_id, by_token):
+        assert re.search(r"^Kind:\s+personal$", out, re.M)
+        assert re.search(r"^Scopes:\s+orders:read$", out, re.M)
+    assert '"scope": "orders:read"' in by_token
+    assert re.search(r"^Scopes:\s+-$", run("view", "--", issue(user).session.pk)[0], re.M)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_create_with_an_unknown_scope_exits_non_zero_from_the_command_line(user):
+    env = {**child_env(), "COCART_JWT_TEST_OVERRIDES": json.dumps({"SCOPES": SCOPES})}
+    result = subprocess.run(  # noqa: S603 - our own interpreter and arguments
+        [sys.executable, "manage.py", "jwt", "create", "alice", "--scope", "admin:all"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+    )
+
+    assert result.returncode == 1
+    assert "Unknown scope: admin:all. Known scopes: cart:write, orders:read." in result.stderr
+    assert result.stdout == ""
+    assert not Token.objects.exists()
 
 
 # -- destroy ------------------------------------------------------------------------------

@@ -83,8 +83,9 @@ def targets(django_user_model: Any, root: Any, plain: Any) -> dict[str, Any]:
     }
 
 
-def create(client: Client, user: Any) -> Any:
-    return client.post(ADD, {"user": user.pk, "lifetime": "24h", "claims": "", "description": ""})
+def create(client: Client, user: Any, **fields: Any) -> Any:
+    data = {"user": user.pk, "lifetime": "24h", "claims": "", "description": "", **fields}
+    return client.post(ADD, data)
 
 
 def mint_url(session: Token) -> str:
@@ -183,6 +184,20 @@ def test_issue_for_others_allows_only_users_without_more_power(
 @pytest.mark.parametrize("kind", ["superuser", "staff", "permission the actor lacks", "plain"])
 def test_a_superuser_creates_for_anyone(admin_client, targets, kind):
     assert_created_for(create(admin_client, targets[kind]), targets[kind])
+
+
+@pytest.mark.parametrize("kind", ["superuser", "staff", "plain"])
+def test_scopes_change_nothing_of_who_may_issue_for_whom(
+    django_user_model, targets, settings, kind
+):
+    """A personal access token for another user is impersonation too, however few its scopes."""
+    settings.COCART_JWT = {**settings.COCART_JWT, "SCOPES": {"orders:read": "Read orders"}}
+    actor, client = staff(django_user_model, "mallory", "cocart_jwt.add_token")
+    personal = {"scopes": ["orders:read"], "description": "read-only"}
+
+    assert_refused(create(client, targets[kind], **personal))
+    assert_created_for(create(client, actor, **personal), actor)
+    assert Token.objects.get(user=actor).scopes == ["orders:read"]
 
 
 def test_issue_for_others_without_add_token_creates_nothing(django_user_model, plain):

@@ -257,6 +257,7 @@ NOT_SELECTED: dict[str, str] = {
     "test_round_trips.py": "needs PostgreSQL (postgres.py, not a mutated module: pipelined SQL)",
     "test_cached_lookup.py": "needs Redis (the mutation run has local memory)",
     "test_admin_events.py": "the security events' admin (admin/ is not a mutated module)",
+    "test_migration_kinds.py": "a migration (not a mutated module; the run is --nomigrations)",
 }
 
 STATS_FILE = "mutmut-stats.json"  # in mutants/, where mutmut runs pytest

@@ -1,6 +1,7 @@
 """The token registry in the admin: ``TokenAdmin``, its list, view page and actions.
 
-Permissions map onto the model's: *view* lists and shows sessions, *add* creates one,
+Permissions map onto the model's: *view* lists and shows sessions (of every kind: login
+sessions, personal access tokens, administrators' tokens), *add* creates one,
 *change* mints a fresh access token and login link of a session (and edits its
 description), *delete* revokes (rows are never deleted here: revoked sessions stay listed).
 Issuing for another user is impersonation: the create form, the mint view and the user
@@ -36,7 +37,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from ..http import no_store
 from ..impersonation import MINT, may_issue_for
-from ..models import RevokeReason, Status, Token
+from ..models import Kind, RevokeReason, Status, Token
 from ..utils import now
 from .autocomplete import URL_NAME as USER_AUTOCOMPLETE
 from .autocomplete import UserAutocomplete, UserAutocompleteView
@@ -65,7 +66,7 @@ STATUS_ICONS = {
     Status.EXPIRED: "admin/img/icon-clock.svg",
     Status.REVOKED: "admin/img/icon-no.svg",
 }
-ADD_FIELDS = ["user", "lifetime", "refreshable", "claims", "description"]
+ADD_FIELDS = ["user", "lifetime", "refreshable", "scopes", "claims", "description"]
 
 
 def username_field() -> str:
@@ -94,10 +95,10 @@ def relative_time(value: datetime | None) -> str:
 
 @admin.register(Token)
 class TokenAdmin(admin.ModelAdmin):
-    list_display = ["short_id", "user", "status", "description"]
+    list_display = ["short_id", "user", "status", "kind", "scope_list", "description"]
     list_display += ["created", "expires", "last_used", "ip"]
     list_display_links = ["short_id"]
-    list_filter = [StatusFilter, UserFilter, "created_at", "expires_at", "refreshable"]
+    list_filter = [StatusFilter, "kind", UserFilter, "created_at", "expires_at", "refreshable"]
     list_select_related = ["user"]
     # At a million sessions (changelist.py): no COUNT(*) of the whole table, no facet counts.
     paginator = EstimatedCountPaginator
@@ -109,9 +110,11 @@ class TokenAdmin(admin.ModelAdmin):
     actions = ["revoke_selected", "revoke_all_of_users"]
     add_form = TokenCreateForm
     # The view page, in its fieldsets: session, times, client, claims.
-    view_fields = ["id", "user", "status_badge", "description", "refreshable"]
-    view_fields += ["created_at", "expires_at", "last_used_at", "revoked_at", "revoked_how"]
-    view_fields += ["ip", "user_agent", "token_claims", "security_events"]
+    session_fields = ["id", "user", "status_badge", "kind", "scope_list", "description"]
+    session_fields += ["refreshable"]
+    time_fields = ["created_at", "expires_at", "last_used_at", "revoked_at", "revoked_how"]
+    view_fields = [*session_fields, *time_fields, "ip", "user_agent"]
+    view_fields += ["token_claims", "security_events"]
 
     # -- columns -------------------------------------------------------------------------
 
@@ -129,6 +132,11 @@ class TokenAdmin(admin.ModelAdmin):
             static(STATUS_ICONS[status]),
             status.label,
         )
+
+    @admin.display(description=_("scopes"))
+    def scope_list(self, obj: Token) -> str:
+        """A personal access token's scopes (its access tokens' scope claim); "-" for others."""
+        return " ".join(obj.scopes) if obj.kind == Kind.PERSONAL and obj.scopes else "-"
 
     @admin.display(description=_("created"), ordering="created_at")
     def created(self, obj: Token) -> str:
@@ -167,6 +175,8 @@ class TokenAdmin(admin.ModelAdmin):
     @admin.display(description=_("claims of its access tokens"))
     def token_claims(self, obj: Token) -> str:
         claims = {"sub": str(obj.user_id), "sid": obj.pk, **obj.claims}
+        if obj.kind == Kind.PERSONAL:
+            claims["scope"] = " ".join(obj.scopes)  # as mint_access_token sets it
         return format_html(
             '<pre style="margin: 0; white-space: pre-wrap">{}</pre>',
             json.dumps(claims, indent=2, ensure_ascii=False, default=str),
@@ -228,8 +238,8 @@ class TokenAdmin(admin.ModelAdmin):
         if obj is None:
             return [(None, {"fields": ADD_FIELDS})]
         return [
-            (None, {"fields": self.view_fields[:5]}),
-            (_("Times"), {"fields": self.view_fields[5:10]}),
+            (None, {"fields": self.session_fields}),
+            (_("Times"), {"fields": self.time_fields}),
             (_("Client at issue"), {"fields": ["ip", "user_agent"]}),
             (
                 _("Claims"),
@@ -237,7 +247,7 @@ class TokenAdmin(admin.ModelAdmin):
                     "fields": ["token_claims"],
                     "description": _(
                         "Every access token of this session carries these claims, plus iss, "
-                        "aud, iat, nbf, exp and jti, set when it is minted."
+                        "aud, client_id, iat, nbf, exp and jti, set when it is minted."
                     ),
                 },
             ),

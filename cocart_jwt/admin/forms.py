@@ -1,7 +1,10 @@
-"""The admin's create form: user, lifetime, refreshable, additional claims (JSON), description.
+"""The admin's create form: user, lifetime, refreshable, scopes, additional claims (JSON),
+description.
 
 What a lifetime and additional claims may be is decided in ``cocart_jwt.parsing``, for this
 form, ``manage.py jwt`` and the API alike; the fields turn its refusals into form errors.
+Choosing scopes makes a personal access token (named by its description, never refreshable,
+at most ``PAT_MAX_LIFETIME``); without, the token is an administrator's (kind ``admin``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from ..impersonation import (
@@ -34,12 +37,13 @@ from ..settings import jwt_settings
 
 
 class LifetimeField(forms.Field):
-    """A lifetime in the grammar of ``parsing.parse_duration`` (``90m``, ``24h``, ``7d``...)."""
+    """A lifetime in the grammar of ``parsing.parse_duration`` (``90m``, ``24h``, ``7d``...).
+
+    Its longest depends on the token's kind, which the scopes decide: the form checks it."""
 
     default_error_messages = {
         "invalid": _("Enter a duration such as 30m, 24h, 7d or 2w."),
         "positive": _("The lifetime must be longer than zero."),
-        "too_long": _("The lifetime can be at most %(max)s (SESSION_MAX_LIFETIME)."),
     }
 
     def prepare_value(self, value: Any) -> Any:
@@ -59,13 +63,6 @@ class LifetimeField(forms.Field):
             return
         if value <= timedelta(0):
             raise forms.ValidationError(self.error_messages["positive"], code="positive")
-        maximum = jwt_settings.SESSION_MAX_LIFETIME
-        if value > maximum:
-            raise forms.ValidationError(
-                self.error_messages["too_long"],
-                code="too_long",
-                params={"max": format_duration(maximum)},
-            )
 
 
 class ClaimsField(forms.CharField):
@@ -90,6 +87,17 @@ class ClaimsField(forms.CharField):
         return value
 
 
+TOO_LONG = _("The lifetime can be at most %(max)s (SESSION_MAX_LIFETIME).")
+TOO_LONG_PERSONAL = _(
+    "A personal access token (a token with scopes) lives at most %(max)s (PAT_MAX_LIFETIME)."
+)
+PERSONAL_REFRESHABLE = _(
+    "A personal access token (a token with scopes) is never refreshable: clear one of the two."
+)
+PERSONAL_UNNAMED = _(
+    "A personal access token (a token with scopes) needs a name: its user sees it by this "
+    "description."
+)
 NOT_PERMITTED = _(
     "You may not issue a token for this user. You may issue for yourself; for another user "
     "only with the permission “Can issue tokens and login links for other users”, and only "
@@ -103,6 +111,9 @@ class TokenCreateForm(forms.ModelForm):
     """
 
     lifetime = LifetimeField(label=_("Lifetime"))
+    scopes = forms.MultipleChoiceField(
+        label=_("Scopes"), required=False, widget=forms.CheckboxSelectMultiple
+    )
     claims = ClaimsField(
         label=_("Additional claims"),
         required=False,
@@ -116,7 +127,7 @@ class TokenCreateForm(forms.ModelForm):
 
     class Meta:
         model = Token
-        fields = ["user", "lifetime", "refreshable", "claims", "description"]
+        fields = ["user", "lifetime", "refreshable", "scopes", "claims", "description"]
         help_texts = {
             "refreshable": _(
                 "Also issue a refresh token; the access token then lives "
@@ -137,7 +148,28 @@ class TokenCreateForm(forms.ModelForm):
             "How long the token works: %(examples)s. The default is ADMIN_TOKEN_LIFETIME."
         ) % {"examples": DURATION_EXAMPLES}
         self.fields["refreshable"].initial = False
+        self.offer_scopes()
         self.limit_users()
+
+    def offer_scopes(self) -> None:
+        """The scopes of the SCOPES setting, each with its description; the field is disabled,
+        saying why, when there are none."""
+        field = cast(forms.MultipleChoiceField, self.fields["scopes"])
+        scopes = configured_scopes()
+        field.choices = [(name, f"{name}: {about}") for name, about in scopes.items()]
+        if not scopes:
+            field.disabled = True
+            field.help_text = gettext(
+                "No scopes are configured (COCART_JWT SCOPES is empty): this form makes "
+                "administrators' tokens, without scopes."
+            )
+            return
+        field.help_text = gettext(
+            "Any scope makes a personal access token: its access token carries the scopes "
+            "chosen and nothing else, its description is its name, it is never refreshable "
+            "and lives at most %(max)s (PAT_MAX_LIFETIME). Without scopes it is an "
+            "administrator's token, with all of the user's rights."
+        ) % {"max": format_duration(jwt_settings.PAT_MAX_LIFETIME)}
 
     def limit_users(self) -> None:
         """Offer only the users the actor may issue for; the choices work without JavaScript."""
@@ -164,3 +196,48 @@ class TokenCreateForm(forms.ModelForm):
         if self.actor is None or refused_attempt(self.actor, user, CREATE):
             raise forms.ValidationError(NOT_PERMITTED, code="not_permitted")
         return user
+
+    def clean_scopes(self) -> list[str]:
+        """The chosen scopes once each, in the order of SCOPES."""
+        chosen = set(self.cleaned_data.get("scopes") or ())
+        return [name for name in configured_scopes() if name in chosen]
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        personal = bool(data.get("scopes"))
+        if personal:
+            self.check_personal(data)
+        lifetime = data.get("lifetime")
+        longest = jwt_settings.PAT_MAX_LIFETIME if personal else jwt_settings.SESSION_MAX_LIFETIME
+        if lifetime is not None and lifetime > longest:
+            message = TOO_LONG_PERSONAL if personal else TOO_LONG
+            params = {"max": format_duration(longest)}
+            self.add_error("lifetime", forms.ValidationError(message, "too_long", params))
+        return data
+
+    def check_personal(self, data: dict[str, Any]) -> None:
+        """A personal access token is named and never refreshable."""
+        if data.get("refreshable"):
+            error = forms.ValidationError(PERSONAL_REFRESHABLE, "refreshable")
+            self.add_error("refreshable", error)
+        if "description" in data and not str(data["description"]).strip():
+            self.add_error("description", forms.ValidationError(PERSONAL_UNNAMED, "unnamed"))
+
+    def personal_limit_reached(self, limit: int) -> None:
+        """The user holds MAX_PATS_PER_USER live personal tokens (``TooManyPersonalTokens``
+        from ``Token.objects.issue``): an error on ``user``, naming the limit."""
+        message = ngettext(
+            "This user already holds %(limit)d live personal access token, the most "
+            "MAX_PATS_PER_USER allows: revoke it first.",
+            "This user already holds %(limit)d live personal access tokens, the most "
+            "MAX_PATS_PER_USER allows: revoke one first.",
+            limit,
+        ) % {"limit": limit}
+        self.add_error("user", forms.ValidationError(message, code="too_many_personal_tokens"))
+
+
+def configured_scopes() -> dict[str, str]:
+    """The SCOPES setting (``{name: description}``; check E019 refuses anything else)."""
+    scopes = jwt_settings.SCOPES
+    return scopes if isinstance(scopes, dict) else {}

@@ -29,9 +29,10 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters
 
 from .. import login_links
-from ..choices import Refusal, RevokeReason, Status
+from ..choices import Kind, Refusal, RevokeReason, Status
 from ..http import no_store
 from ..impersonation import MINT, refused_attempt
+from ..issued import TooManyPersonalTokens
 from ..link_views import URLS_HINT, login_link_routed
 from ..managers import IssuedTokens, TokenQuerySet
 from ..models import Token
@@ -67,7 +68,8 @@ REFUSAL_MESSAGES = {
 @sensitive_post_parameters()
 def create_view(request: HttpRequest, model_admin: TokenAdmin) -> HttpResponse:
     """GET: the form. POST: a new session, its tokens and a login link, logged as the
-    addition and shown once; or the form again with its errors."""
+    addition and shown once; or the form again with its errors (the user's personal tokens
+    at MAX_PATS_PER_USER among them: nothing is issued)."""
     if not model_admin.has_add_permission(request):
         raise PermissionDenied
     if not login_link_routed():
@@ -76,7 +78,10 @@ def create_view(request: HttpRequest, model_admin: TokenAdmin) -> HttpResponse:
     if request.method == "POST":
         form = form_class(request.POST, actor=request.user)
         if form.is_valid():
-            return issue_session(model_admin, request, form.cleaned_data)
+            try:
+                return issue_session(model_admin, request, form.cleaned_data)
+            except TooManyPersonalTokens as refused:
+                form.personal_limit_reached(refused.limit)
     else:
         initial = model_admin.get_changeform_initial_data(request)
         form = form_class(initial=initial, actor=request.user)
@@ -87,6 +92,7 @@ def issue_session(
     model_admin: TokenAdmin, request: HttpRequest, data: dict[str, Any]
 ) -> HttpResponse:
     user = data["user"]
+    scopes = data["scopes"]
     with transaction.atomic(using=router.db_for_write(Token)):
         issued = Token.objects.issue(
             user,
@@ -97,8 +103,11 @@ def issue_session(
             request=request,
             # For another user, this request is not the holder's: bind on first use.
             holder_request=user.pk == request.user.pk,
+            # Scopes make a personal access token; without, an administrator's, in no limit.
+            kind=Kind.PERSONAL if scopes else Kind.ADMIN,
+            scopes=scopes,
         )
-        link = login_links.issue(issued.session, created_by=request.user)
+        link = link_of(issued.session, request)
         model_admin.log_addition(request, issued.session, issued_message(data))
     return render_issued(
         model_admin,
@@ -113,6 +122,10 @@ def issue_session(
 
 def issued_message(data: dict[str, Any]) -> str:
     """The change message of the addition, in the session's history."""
+    if data["scopes"]:
+        return gettext(
+            "Issued a personal access token (scopes %(scopes)s, lifetime %(lifetime)s), shown once."
+        ) % {"scopes": " ".join(data["scopes"]), "lifetime": format_duration(data["lifetime"])}
     return gettext(
         "Issued a token (lifetime %(lifetime)s, %(kind)s) and a login link, shown once."
     ) % {
@@ -176,15 +189,26 @@ def mint_view(request: HttpRequest, object_id: str, model_admin: TokenAdmin) -> 
         return HttpResponseRedirect(change_url)
     with transaction.atomic(using=router.db_for_write(Token)):
         access = mint_access_token(session, session.user, now())
-        link = login_links.issue(session, created_by=request.user)
-        model_admin.log_change(
-            request, session, gettext("Minted a new access token and a login link, shown once.")
+        link = link_of(session, request)
+        minted = (
+            gettext("Minted a new access token, shown once.")
+            if link is None
+            else gettext("Minted a new access token and a login link, shown once.")
         )
+        model_admin.log_change(request, session, minted)
     title = gettext("New access token for %(user)s") % {"user": session.user.get_username()}
     return render_issued(model_admin, request, title, session, access, link)
 
 
 # -- what create and mint share ---------------------------------------------------------
+
+
+def link_of(session: Token, request: HttpRequest) -> login_links.IssuedLink | None:
+    """A login link of ``session``; none for a personal access token, which is limited to its
+    scopes, while a link's browser session would have all the user's rights."""
+    if session.kind == Kind.PERSONAL:
+        return None
+    return login_links.issue(session, created_by=request.user)
 
 
 def render_issued(
@@ -193,7 +217,7 @@ def render_issued(
     title: str,
     session: Token,
     access: AccessToken,
-    link: login_links.IssuedLink,
+    link: login_links.IssuedLink | None,
     refresh_token: str | None = None,
 ) -> HttpResponse:
     context = {
@@ -206,8 +230,8 @@ def render_issued(
         "access_expires_at": access.expires_at,
         "refresh_token": None if refresh_token is None else ShownOnce(refresh_token),
         "claims": pretty_json(access.claims),
-        "login_link": ShownOnce(link.url(request)),
-        "login_link_expires_at": link.expires_at,
+        "login_link": None if link is None else ShownOnce(link.url(request)),
+        "login_link_expires_at": None if link is None else link.expires_at,
         "has_view_permission": model_admin.has_view_permission(request, session),
     }
     return no_store(TemplateResponse(request, ISSUED_TEMPLATE, context))

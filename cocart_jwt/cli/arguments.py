@@ -41,7 +41,7 @@ def add_subcommands(parser: CommandParser) -> None:
 
     sub = subparsers.add_parser(
         "list",
-        help="List sessions: id, user, description, times, IP, status.",
+        help="List sessions: id, user, kind, scopes, description, times, IP, status.",
         description="List sessions, newest first, as a table or as JSON (streamed).",
     )
     sub.add_argument("--user", help="Only this user's sessions (username, email or id).")
@@ -82,9 +82,20 @@ def add_subcommands(parser: CommandParser) -> None:
     sub.add_argument("user", help="Username, email or id.")
     sub.add_argument(
         "--ttl",
-        help=f"Lifetime of the session: {DURATION_EXAMPLES} (default: ADMIN_TOKEN_LIFETIME, 24h).",
+        help=f"Lifetime of the session: {DURATION_EXAMPLES} (default: ADMIN_TOKEN_LIFETIME, 24h; "
+        "with --scope at most PAT_MAX_LIFETIME).",
     )
     sub.add_argument("--refreshable", action="store_true", help="Also issue a refresh token.")
+    sub.add_argument(
+        "--scope",
+        dest="scopes",
+        action="append",
+        metavar="NAME",
+        help=(
+            "Make a personal access token carrying this scope, a name of SCOPES (repeat for "
+            "more); it is named by --description and never refreshable."
+        ),
+    )
     sub.add_argument(
         "--claims",
         help=(

@@ -18,12 +18,14 @@ from django.core.management.base import OutputWrapper
 from django.core.management.color import Style
 from django.utils import timezone
 
-from cocart_jwt.models import Token
+from cocart_jwt.models import Kind, Token
 
 # Table columns of ``jwt list``: (title, width). Wider values push the row; ids never shrink.
 COLUMNS = (
     ("ID", 22),
     ("USER", 16),
+    ("KIND", 8),
+    ("SCOPES", 20),
     ("DESCRIPTION", 24),
     ("CREATED", 16),
     ("EXPIRES", 16),
@@ -31,7 +33,7 @@ COLUMNS = (
     ("IP", 15),
     ("STATUS", 7),
 )
-TRUNCATED_COLUMNS = frozenset({"USER", "DESCRIPTION"})
+TRUNCATED_COLUMNS = frozenset({"USER", "SCOPES", "DESCRIPTION"})
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ def session_data(session: Token) -> dict[str, Any]:
     return {
         "id": session.pk,
         "user": {"id": session.user.pk, "username": str(session.user.get_username())},
+        "kind": session.kind,
+        "scopes": session.scopes,
         "description": session.description,
         "status": str(session.status),
         "created_at": iso(session.created_at),
@@ -109,8 +113,9 @@ def session_data(session: Token) -> dict[str, Any]:
 
 
 def token_pair(issued: Any) -> dict[str, Any]:
-    """The login endpoint's token pair, for ``create --format json``."""
-    return {
+    """The login endpoint's token pair, for ``create --format json``; a personal access token's
+    with its ``scope`` too, as an OAuth token response has it (RFC 6749 section 5.1)."""
+    pair = {
         "access_token": issued.access_token,
         "refresh_token": issued.refresh_token,
         "token_type": "Bearer",
@@ -119,6 +124,9 @@ def token_pair(issued: Any) -> dict[str, Any]:
         "sid": issued.session.pk,
         "user": {"id": issued.user.pk, "username": str(issued.user.get_username())},
     }
+    if issued.session.kind == Kind.PERSONAL:
+        pair["scope"] = " ".join(issued.session.scopes)
+    return pair
 
 
 def to_json(value: Any, *, indent: int | None = 2) -> str:
@@ -152,6 +160,8 @@ def table_row(session: Token) -> str:
     cells = (
         session.pk,
         str(session.user.get_username()),
+        session.kind,
+        scope_text(session),
         session.description or "-",
         local_minute(session.created_at),
         local_minute(session.expires_at),
@@ -163,6 +173,11 @@ def table_row(session: Token) -> str:
         _fit(cell, width, title in TRUNCATED_COLUMNS)
         for cell, (title, width) in zip(cells, COLUMNS, strict=True)
     ).rstrip()
+
+
+def scope_text(session: Token) -> str:
+    """A personal access token's scopes, space-separated; "-" for other sessions."""
+    return " ".join(session.scopes) if session.kind == Kind.PERSONAL and session.scopes else "-"
 
 
 def summarize_ids(ids: Iterable[str], total: int, limit: int | None) -> str:

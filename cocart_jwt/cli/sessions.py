@@ -2,7 +2,8 @@
 
 Every change goes through the managers (``Token.objects.issue``, ``TokenQuerySet.revoke``), so
 the command sends the same signals and writes the same cache tombstones as the API and the
-admin.
+admin. ``create`` makes an administrator's token (kind ``admin``, in no limit), or with
+``--scope`` a personal access token (at most ``MAX_PATS_PER_USER`` per user).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.management.base import CommandError
 from django.db import transaction
 
-from cocart_jwt.choices import RevokeReason
+from cocart_jwt.choices import Kind, RevokeReason
+from cocart_jwt.issued import IssuedTokens, TooManyPersonalTokens
 from cocart_jwt.managers import TokenQuerySet
 from cocart_jwt.models import Token, user_is_active
 from cocart_jwt.parsing import parse_claims, parse_duration
@@ -31,6 +33,7 @@ from .output import (
     Console,
     confirm,
     counted,
+    describe_duration,
     is_terminal,
     local_time,
     printable,
@@ -141,7 +144,14 @@ def run_create(console: Console, options: dict[str, Any]) -> None:
     user = find_user(options["user"])
     if not user_is_active(user):
         raise CommandError(f"User {user.get_username()!r} is inactive; it cannot log in.")
-    lifetime = lifetime_option(options.get("ttl"))
+    scopes = scopes_option(options.get("scopes"))
+    refreshable = bool(options.get("refreshable"))
+    if scopes and refreshable:
+        raise CommandError(
+            "--scope makes a personal access token, which is never refreshable: "
+            "drop --refreshable or --scope."
+        )
+    lifetime = lifetime_option(options.get("ttl"), personal=bool(scopes))
     try:
         claims = parse_claims(options.get("claims"))
     except ValueError as exc:
@@ -149,13 +159,15 @@ def run_create(console: Console, options: dict[str, Any]) -> None:
     description = options.get("description") or ""
     if len(description) > MAX_DESCRIPTION:
         raise CommandError(f"--description is longer than {MAX_DESCRIPTION} characters.")
+    if scopes and not description.strip():
+        raise CommandError(
+            "--scope makes a personal access token, which needs a name: give --description."
+        )
     output = options.get("format") or "text"
     if output not in ("text", "json"):
         raise CommandError("--format must be text or json.")
 
-    cap = jwt_settings.MAX_TOKENS_PER_USER
-    live_before = Token.objects.filter(user=user).live().count() if cap else 0
-    issued = issue(user, lifetime, claims, description, bool(options.get("refreshable")))
+    issued = issue(user, lifetime, claims, description, refreshable, scopes)
     if output == "json":
         console.write(to_json(token_pair(issued)))
     elif console.verbosity == 0:
@@ -164,30 +176,46 @@ def run_create(console: Console, options: dict[str, Any]) -> None:
             console.write(issued.refresh_token)
     else:
         print_created(console, issued)
-    if lifetime > jwt_settings.SESSION_MAX_LIFETIME:
+    if not scopes and lifetime > jwt_settings.SESSION_MAX_LIFETIME:
         console.warn(
             f"--ttl is longer than SESSION_MAX_LIFETIME; the session ends "
             f"{local_time(issued.session.expires_at)}."
         )
-    if cap and live_before >= cap:
-        evicted = live_before - cap + 1
-        console.warn(
-            f"{user.get_username()} had {live_before} live sessions (MAX_TOKENS_PER_USER "
-            f"is {cap}): the oldest {evicted} {'was' if evicted == 1 else 'were'} revoked."
+
+
+def scopes_option(values: list[str] | None) -> list[str]:
+    """``--scope``: names of the SCOPES setting, once each in the order given; an unknown one
+    fails, naming it and the known ones."""
+    names = list(dict.fromkeys(values or ()))
+    known = jwt_settings.SCOPES if isinstance(jwt_settings.SCOPES, dict) else {}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        listed = ", ".join(sorted(map(str, known))) or "none: COCART_JWT SCOPES is empty"
+        raise CommandError(
+            f"Unknown scope{'' if len(unknown) == 1 else 's'}: "
+            f"{printable(', '.join(sorted(unknown)))}. Known scopes: {listed}."
         )
+    return names
 
 
-def lifetime_option(value: Any) -> timedelta:
-    """``--ttl``: ADMIN_TOKEN_LIFETIME when not given; past SESSION_MAX_LIFETIME it is capped
-    (with a warning), not refused."""
+def lifetime_option(value: Any, *, personal: bool = False) -> timedelta:
+    """``--ttl``: ADMIN_TOKEN_LIFETIME when not given. Past SESSION_MAX_LIFETIME it is capped
+    (with a warning), not refused; a personal token's past PAT_MAX_LIFETIME is refused."""
+    longest = jwt_settings.PAT_MAX_LIFETIME
     if value is None:
-        return jwt_settings.ADMIN_TOKEN_LIFETIME
+        default = jwt_settings.ADMIN_TOKEN_LIFETIME
+        return min(default, longest) if personal else default
     try:
         lifetime = parse_duration(value)
     except ValueError as exc:
         raise CommandError(f"--ttl: {exc}") from None
     if lifetime <= timedelta(0):
         raise CommandError(f"--ttl must be positive, not {value!r}.")
+    if personal and lifetime > longest:
+        raise CommandError(
+            f"--ttl is longer than PAT_MAX_LIFETIME ({describe_duration(longest)}), the "
+            "longest a personal access token (--scope) lives."
+        )
     return lifetime
 
 
@@ -197,28 +225,43 @@ def issue(
     claims: dict[str, Any],
     description: str,
     refreshable: bool,
-) -> Any:
-    with transaction.atomic():
-        issued = Token.objects.issue(
-            user,
-            refreshable=refreshable,
-            lifetime=lifetime,
-            description=description,
-            claims=claims,
-        )
-        if len(issued.access_token) > MAX_TOKEN_LENGTH:
-            # Rolled back: a token this long would be refused on every request.
-            raise CommandError(
-                f"The access token would be {len(issued.access_token)} bytes, over the "
-                f"{MAX_TOKEN_LENGTH} the API accepts; use fewer or shorter claims."
+    scopes: list[str],
+) -> IssuedTokens:
+    try:
+        with transaction.atomic():
+            issued = Token.objects.issue(
+                user,
+                refreshable=refreshable,
+                lifetime=lifetime,
+                description=description,
+                claims=claims,
+                # Scopes make a personal access token; without, an administrator's, in no limit.
+                kind=Kind.PERSONAL if scopes else Kind.ADMIN,
+                scopes=scopes,
             )
+            if len(issued.access_token) > MAX_TOKEN_LENGTH:
+                # Rolled back: a token this long would be refused on every request.
+                raise CommandError(
+                    f"The access token would be {len(issued.access_token)} bytes, over the "
+                    f"{MAX_TOKEN_LENGTH} the API accepts; use fewer or shorter claims."
+                )
+    except TooManyPersonalTokens as refused:
+        name = printable(str(user.get_username()))
+        raise CommandError(
+            f"{name} already holds {counted(refused.limit, 'live personal access token')}, "
+            f"the most MAX_PATS_PER_USER allows; revoke one first "
+            f"(jwt destroy {name} --id ID). Nothing was created."
+        ) from None
     return issued
 
 
-def print_created(console: Console, issued: Any) -> None:
+def print_created(console: Console, issued: IssuedTokens) -> None:
     session = issued.session
+    what = f"session {session.pk}"
+    if session.kind == Kind.PERSONAL:
+        what = f"personal access token {session.pk} (scopes: {' '.join(session.scopes)})"
     console.write(
-        f"Created session {session.pk} for {issued.user.get_username()}; it expires "
+        f"Created {what} for {issued.user.get_username()}; it expires "
         f"{local_time(session.expires_at)}.",
         style=console.style.SUCCESS,
     )

@@ -27,7 +27,7 @@ from cocart_jwt.tokens import (
 )
 from cocart_jwt.utils import now, sha256_hex
 
-from .output import Console, local_time, printable, to_json
+from .output import Console, local_time, printable, scope_text, to_json
 
 # What the command says when ``Token.refusal_reason`` refuses the token's session.
 SESSION_REFUSALS = {
@@ -195,6 +195,8 @@ def show_session(console: Console, session: Token) -> None:
         ("Session", session.pk),
         ("User", f"{user.get_username()} (id {user.pk})"),
         ("Status", str(session.status)),
+        ("Kind", session.kind),
+        ("Scopes", scope_text(session)),
         ("Description", session.description or "-"),
         ("Created", local_time(session.created_at)),
         ("Expires", local_time(session.expires_at)),

@@ -51,6 +51,7 @@ class Migration(migrations.Migration):
                     ("personal", "Personal access token"),
                     ("admin", "Made by an administrator"),
                 ],
+                db_default="session",
                 default="session",
                 max_length=16,
                 verbose_name="kind",
@@ -59,7 +60,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="token",
             name="scopes",
-            field=models.JSONField(blank=True, default=list, verbose_name="scopes"),
+            field=models.JSONField(blank=True, db_default=[], default=list, verbose_name="scopes"),
         ),
         migrations.AlterField(
             model_name="token",

@@ -13,7 +13,11 @@ class Migration(migrations.Migration):
             model_name="token",
             name="dpop_jkt",
             field=models.CharField(
-                blank=True, editable=False, max_length=64, verbose_name="DPoP key thumbprint"
+                blank=True,
+                db_default="",
+                editable=False,
+                max_length=64,
+                verbose_name="DPoP key thumbprint",
             ),
         ),
     ]
