@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from .issued import IssuedTokens
 from .models import RevokeReason, Token, TokenEvent
+from .tokens import MAX_TOKEN_LENGTH
 
 # Far above any real credential, far below anything that costs the server.
 USERNAME_MAX_LENGTH = 254
@@ -54,6 +55,63 @@ class RefreshSerializer(serializers.Serializer):
         min_length=NOT_BLANK,
         max_length=REFRESH_TOKEN_MAX_LENGTH,
         validators=[NOT_ONLY_WHITESPACE],
+    )
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    """The body of ``revoke/`` and ``introspect/``; their view reads each field on its own
+    (``oauth_views.field_value``)."""
+
+    token = serializers.CharField(max_length=MAX_TOKEN_LENGTH)
+    token_type_hint = serializers.CharField(required=False)
+
+
+class RevocationRequestSerializer(TokenRequestSerializer):
+    """RFC 7009 section 2.1."""
+
+    token = serializers.CharField(
+        max_length=MAX_TOKEN_LENGTH, help_text=_("The access token or refresh token to revoke.")
+    )
+    token_type_hint = serializers.CharField(
+        required=False,
+        help_text=_(
+            "`access_token` or `refresh_token`: which kind to look for first (both are "
+            "tried); any other value is ignored."
+        ),
+    )
+
+
+class IntrospectionRequestSerializer(TokenRequestSerializer):
+    """RFC 7662 section 2.1."""
+
+    token = serializers.CharField(
+        max_length=MAX_TOKEN_LENGTH,
+        help_text=_("The token to introspect; only an access token can be active."),
+    )
+    token_type_hint = serializers.CharField(
+        required=False, help_text=_("Accepted and ignored (RFC 7662 section 2.1).")
+    )
+
+
+class IntrospectionSerializer(serializers.Serializer):
+    """RFC 7662 section 2.2: ``active``, and the rest only when it is true."""
+
+    active = serializers.BooleanField()
+    sub = serializers.CharField(required=False, help_text=_("The user's primary key."))
+    username = serializers.CharField(required=False)
+    client_id = serializers.CharField(required=False)
+    scope = serializers.CharField(
+        required=False, help_text=_("A personal token's scopes, space-separated.")
+    )
+    token_type = serializers.CharField(required=False, help_text=_("`Bearer` or `DPoP`."))
+    exp = serializers.IntegerField(required=False)
+    iat = serializers.IntegerField(required=False)
+    nbf = serializers.IntegerField(required=False)
+    sid = serializers.CharField(required=False, help_text=_("The session of the token."))
+    jti = serializers.CharField(required=False)
+    iss = serializers.CharField(required=False, help_text=_("When the site sets ISSUER."))
+    aud = serializers.JSONField(
+        required=False, help_text=_("A string or a list of strings, when the site sets AUDIENCE.")
     )
 
 

@@ -1,6 +1,6 @@
 from django.urls import path, re_path, register_converter
 
-from . import event_views, link_views, session_views, step_up_views, views
+from . import event_views, link_views, oauth_views, session_views, step_up_views, views
 from .tokens import SESSION_ID
 
 app_name = "cocart_jwt"
@@ -45,4 +45,6 @@ urlpatterns = [
     path("jwks.json", views.JWKSView.as_view(), name="jwks"),
     path("events/", event_views.EventListView.as_view(), name="events"),
     path("login-link/", link_views.LoginLinkView.as_view(), name="login-link"),
+    path("revoke/", oauth_views.RevokeView.as_view(), name="revoke"),
+    path("introspect/", oauth_views.IntrospectView.as_view(), name="introspect"),
 ]

@@ -215,6 +215,8 @@ def _rate_limits_off_unless_tested(request: pytest.FixtureRequest) -> Any:
                 "validate",
                 "login_link",
                 "reauthenticate",
+                "revoke",
+                "introspect",
                 "login_username",
                 "refresh_token",
                 "validate_token",

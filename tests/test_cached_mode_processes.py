@@ -20,7 +20,7 @@ from django.core.cache import caches
 from django.core.management import call_command
 from django.db import connection
 
-from cocart_jwt.models import RevokeReason, Token
+from cocart_jwt.models import Kind, RevokeReason, Token
 from cocart_jwt.store import cached
 from cocart_jwt.store.live import fill
 from cocart_jwt.utils import now
@@ -74,6 +74,11 @@ class Server(ServerProcess):
 
     def me(self, access_token: str) -> int:
         return self.call("GET", ME, access_token).status_code
+
+    def revoke(self, token: str, hint: str | None = None) -> requests.Response:
+        """RFC 7009's request: form-encoded, no credentials but the token."""
+        data = {"token": token} if hint is None else {"token": token, "token_type_hint": hint}
+        return requests.post(f"{self.base}{AUTH}revoke/", data=data, timeout=TIMEOUT)
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +225,36 @@ def test_eleventh_login_on_b_evicts_the_oldest_session_on_a(
         assert a.me(pair["access_token"]) == 200
         assert b.me(pair["access_token"]) == 200
     assert Token.objects.live().filter(user=user).count() == 10
+
+
+def test_a_personal_token_revoked_through_a_is_refused_by_b_on_the_next_request(
+    live: tuple[Server, Server], user: Any
+) -> None:
+    a, b = live
+    issued = Token.objects.issue(user, kind=Kind.PERSONAL, scopes=["orders:read"])
+    pair = {"access_token": issued.access_token, "sid": issued.session.pk}
+    warm(live, pair)
+
+    response = a.revoke(issued.access_token)
+    assert (response.status_code, response.content) == (200, b"")
+
+    assert_refused(b, a, pair)
+    assert Token.objects.get(pk=pair["sid"]).revoke_reason == RevokeReason.REVOCATION_REQUEST
+
+
+def test_a_refresh_token_revoked_through_b_is_refused_by_a_on_the_next_request(
+    live: tuple[Server, Server], user: Any, password: str
+) -> None:
+    a, b = live
+    pair = a.login(user.username, password)
+    warm(live, pair)
+
+    response = b.revoke(pair["refresh_token"], "refresh_token")
+    assert (response.status_code, response.content) == (200, b"")
+
+    assert_refused(a, b, pair)
+    assert a.refresh(pair["refresh_token"]).status_code == 401
+    assert Token.objects.get(pk=pair["sid"]).revoke_reason == RevokeReason.REVOCATION_REQUEST
 
 
 # -- revocations made by another process (the test process: admin, CLI, user changes) ------

@@ -1,9 +1,11 @@
-"""Attacks on the login and refresh endpoints through their request bodies and Basic header.
+"""Attacks on the login and refresh endpoints through their request bodies and Basic header;
+and on revoke and introspect, through their bodies.
 
 The contract: 400 for a malformed request, 401 for bad credentials or an unknown refresh
 token, 415 for a body type the endpoint does not parse, never a 500; errors are DRF's JSON
 ``{"detail", "code"}`` (validation errors also carry ``errors``). A wrong password, an
-unknown user and an inactive user are indistinguishable to the client.
+unknown user and an inactive user are indistinguishable to the client. Revocation (RFC 7009)
+answers any body with an empty 200, introspection (RFC 7662) with ``{"active": false}``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import secrets
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.contrib.auth.signals import user_login_failed
 from django.urls import reverse
 from hypothesis import HealthCheck, given
@@ -22,15 +25,19 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from cocart_jwt.models import RefreshToken, Token
-from tests.factories import login, refresh
+from tests.factories import bearer, login, refresh
 
 LOGIN = "cocart_jwt:login"
 REFRESH = "cocart_jwt:refresh"
+REVOKE = "cocart_jwt:revoke"
+INTROSPECT = "cocart_jwt:introspect"
 HIGH_RATE_LIMITS = {
     "login": "100000/min",
     "refresh": "100000/min",
     "validate": "100000/min",
     "login_link": "100000/min",
+    "revoke": "100000/min",
+    "introspect": "100000/min",
 }
 # Headers that legitimately differ between two consecutive responses.
 COUNTER_HEADERS = {"x-ratelimit-remaining", "x-ratelimit-reset", "date"}
@@ -801,3 +808,73 @@ def test_fuzz_http_basic_login_never_gives_a_500(
 ) -> None:
     response = client.post(reverse(LOGIN), HTTP_AUTHORIZATION="Basic " + credentials)
     assert_never_500(response, {400, 401})
+
+
+# --- revoke and introspect: any body, the same answer ------------------------------------------
+
+token_bodies = st.one_of(
+    raw_bodies,
+    st.lists(
+        st.tuples(st.sampled_from(["token", "token_type_hint", "x"]), st.text(max_size=64)),
+        max_size=4,
+    ).map(
+        lambda pairs: "&".join(f"{name}={value}" for name, value in pairs).encode(
+            "utf-8", "surrogatepass"
+        )
+    ),
+)
+
+
+@pytest.fixture
+def introspector(issued: dict[str, Any], user: Any) -> dict[str, str]:
+    """The Authorization header of a user who may introspect."""
+    user.user_permissions.add(Permission.objects.get(codename="introspect_token"))
+    return bearer(issued["access_token"])
+
+
+def assert_empty_200(response: Any) -> None:
+    assert response.status_code == 200, (response.status_code, response.content[:300])
+    assert response.content == b""
+
+
+def assert_inactive(response: Any) -> None:
+    assert response.status_code == 200, (response.status_code, response.content[:300])
+    assert response.json() == {"active": False}
+
+
+@FUZZ
+@given(body=token_bodies, content_type=st.sampled_from(CONTENT_TYPES))
+def test_fuzz_revoke_body_is_always_an_empty_200_that_changes_nothing(
+    client: APIClient, issued: dict[str, Any], body: bytes, content_type: str
+) -> None:
+    before = registry_state()
+    assert_empty_200(post_raw(client, REVOKE, body, content_type))
+    assert registry_state() == before
+
+
+@FUZZ
+@given(token=json_values, hint=json_values)
+def test_fuzz_revoke_json_fields_are_always_an_empty_200(
+    client: APIClient, issued: dict[str, Any], token: Any, hint: Any
+) -> None:
+    before = registry_state()
+    body = json.dumps({"token": token, "token_type_hint": hint}).encode()
+    assert_empty_200(post_raw(client, REVOKE, body, "application/json"))
+    assert registry_state() == before
+
+
+@FUZZ
+@given(body=token_bodies, content_type=st.sampled_from(CONTENT_TYPES))
+def test_fuzz_introspect_body_is_inactive_never_a_500(
+    client: APIClient, introspector: dict[str, str], body: bytes, content_type: str
+) -> None:
+    assert_inactive(post_raw(client, INTROSPECT, body, content_type, **introspector))
+
+
+@FUZZ
+@given(token=json_values, hint=json_values)
+def test_fuzz_introspect_json_fields_are_inactive_never_a_500(
+    client: APIClient, introspector: dict[str, str], token: Any, hint: Any
+) -> None:
+    body = json.dumps({"token": token, "token_type_hint": hint}).encode()
+    assert_inactive(post_raw(client, INTROSPECT, body, "application/json", **introspector))

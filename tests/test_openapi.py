@@ -66,6 +66,8 @@ def test_every_endpoint_is_documented(schema):
         ("/api/auth/sessions/{session_id}/", "delete"),
         ("/api/auth/events/", "get"),
         ("/api/auth/jwks.json", "get"),
+        ("/api/auth/revoke/", "post"),
+        ("/api/auth/introspect/", "post"),
     } <= documented
 
 
@@ -168,6 +170,9 @@ def test_every_error_of_the_app_is_documented_as_it_answers(completed_schema):
         "403",
         "404",
     }
+    # RFC 7009: 200 whatever the token; RFC 7662: {"active": false} for anything inactive.
+    assert documented("/api/auth/revoke/", "post") == {"200", "429"}
+    assert documented("/api/auth/introspect/", "post") == {"200", "401", "403", "429"}
 
 
 # What the schema says of a credential is what the serializer accepts: a blank one is refused
@@ -245,3 +250,63 @@ def test_events_documents_its_cursor_page_of_the_callers_events(schema):
     )
     assert {"next", "previous", "results"} <= set(properties)
     assert events["security"] == [{"jwtAuth": []}]
+
+
+# -- RFC 7009 and RFC 7662 ----------------------------------------------------------------------
+
+
+def request_body(schema, path):
+    """The request body of POST ``path``: its media types and the component they share."""
+    content = operation(schema, path, "post")["requestBody"]["content"]
+    refs = {media["schema"]["$ref"] for media in content.values()}
+    assert len(refs) == 1, refs
+    return set(content), schema["components"]["schemas"][refs.pop().rsplit("/", 1)[1]]
+
+
+@pytest.mark.parametrize("path", ["/api/auth/revoke/", "/api/auth/introspect/"])
+def test_revoke_and_introspect_take_a_form_or_json_token(schema, path):
+    media_types, body = request_body(schema, path)
+
+    assert {"application/x-www-form-urlencoded", "application/json"} <= media_types
+    assert set(body["properties"]) == {"token", "token_type_hint"}
+    assert body["required"] == ["token"]
+    assert body["properties"]["token"] == {
+        "type": "string",
+        "maxLength": 8192,
+        "description": body["properties"]["token"]["description"],
+    }
+
+
+def test_revoke_needs_no_credentials_and_answers_an_empty_200(schema):
+    revoke = operation(schema, "/api/auth/revoke/", "post")
+
+    assert revoke.get("security", [{}]) == [{}]
+    assert "content" not in revoke["responses"]["200"]
+    assert "RFC 7009" in revoke["summary"]
+    assert revoke["responses"]["429"]["headers"]["Retry-After"]["required"] is True
+
+
+def test_introspect_needs_a_bearer_and_documents_its_answer(schema):
+    introspect = operation(schema, "/api/auth/introspect/", "post")
+    answer = introspect["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    component = schema["components"]["schemas"][answer.rsplit("/", 1)[1]]
+
+    assert introspect["security"] == [{"jwtAuth": []}]
+    assert component["required"] == ["active"]
+    assert set(component["properties"]) == {
+        "active",
+        "sub",
+        "username",
+        "client_id",
+        "scope",
+        "token_type",
+        "exp",
+        "iat",
+        "nbf",
+        "sid",
+        "jti",
+        "iss",
+        "aud",
+    }
+    assert {component["properties"][name]["type"] for name in ("exp", "iat", "nbf")} == {"integer"}
+    assert "introspect_token" in introspect["responses"]["403"]["description"]

@@ -20,7 +20,9 @@ still shows the old state, and the app must answer from the primary:
 - deactivation of a user the replica has not seen yet revokes (strict and cached mode), and
   with deactivation left out of REVOKE_ON the cached snapshots still go stale;
 - a login link of a revoked session, or made before a password change, is refused; one the
-  replica has not seen yet signs in.
+  replica has not seen yet signs in;
+- introspection reads the session and the caller's permission on the primary; ``revoke/``
+  finds tokens of sessions the replica has not seen yet.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.contrib.sessions.models import Session
 from django.core.cache import caches
 from django.db import router
@@ -340,6 +343,50 @@ def test_deactivation_outside_revoke_on_reaches_cached_snapshots(
     user.save()
 
     assert me(api_client, tokens["access_token"]) == 401
+
+
+# -- revoke/ and introspect/ ------------------------------------------------------------------
+
+INTROSPECT = reverse("cocart_jwt:introspect")
+
+
+def introspector(api_client: Any, other_user: Any, password: str) -> dict[str, str]:
+    """Bob, allowed to introspect (on the primary: the replica never copies permissions, and
+    numbers its own)."""
+    allowed = Permission.objects.using("default").get(codename="introspect_token")
+    other_user.user_permissions.add(allowed)
+    return bearer(sign_in(api_client, password, "bob")["access_token"])
+
+
+def introspect(api_client: Any, caller: dict[str, str], token: str) -> dict[str, Any]:
+    response = api_client.post(INTROSPECT, {"token": token}, **caller)
+    assert response.status_code == 200, response.content
+    return dict(response.json())
+
+
+def test_introspection_answers_from_the_primary(api_client, user, other_user, password, mode):
+    caller = introspector(api_client, other_user, password)
+    revoked = sign_in(api_client, password)
+    assert me(api_client, revoked["access_token"]) == 200  # cached mode: the entry is warm
+    snapshot()  # the replica: alice's session live, bob without the permission
+    newer = sign_in(api_client, password)  # a session the replica has not seen yet
+    api_client.post(reverse("cocart_jwt:logout"), **bearer(revoked["access_token"]))
+
+    assert introspect(api_client, caller, revoked["access_token"]) == {"active": False}
+    assert introspect(api_client, caller, newer["access_token"])["sid"] == newer["sid"]
+
+
+def test_revoke_finds_tokens_the_replica_has_not_seen_yet(api_client, user, password):
+    snapshot()
+    by_refresh, by_access = sign_in(api_client, password), sign_in(api_client, password)
+    revoke = reverse("cocart_jwt:revoke")
+
+    api_client.post(revoke, {"token": by_refresh["refresh_token"]})
+    api_client.post(revoke, {"token": by_access["access_token"]})
+
+    assert me(api_client, by_refresh["access_token"]) == 401
+    assert me(api_client, by_access["access_token"]) == 401
+    assert live_on_primary(user) == 0
 
 
 # -- login links -----------------------------------------------------------------------------

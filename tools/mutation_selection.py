@@ -213,6 +213,20 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_events.py::test_a_used_login_link*",
     ),
     "primary": ("test_replica_reads.py",),
+    # revoke/ and introspect/ (RFC 7009, RFC 7662): the lookups and the views.
+    "oauth": (
+        "test_revocation_endpoint.py",
+        "test_introspection.py",
+        "test_replica_reads.py::test_introspection*",
+        "test_replica_reads.py::test_revoke*",
+    ),
+    "oauth_views": (
+        "test_revocation_endpoint.py",
+        "test_introspection.py",
+        "test_hostile_bodies.py::test_fuzz_revoke*",
+        "test_hostile_bodies.py::test_fuzz_introspect*",
+        "test_replica_reads.py::test_introspection*",
+    ),
     "permissions": ("test_step_up.py",),
     "browser_sessions": (
         "test_login_link.py",
