@@ -87,3 +87,10 @@ def refresh(client: Any, refresh_token: str) -> Any:
 
 def bearer(token: str) -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+def answering_client() -> Any:
+    """An APIClient that shows a 500 as a 500 response, not as an exception."""
+    client = APIClient()
+    client.raise_request_exception = False
+    return client

@@ -26,7 +26,7 @@ from cocart_jwt.keys import keyring
 from cocart_jwt.models import Kind, Token
 from cocart_jwt.tokens import mint_access_token
 from cocart_jwt.utils import now
-from tests.factories import bearer, hmac_secret, key_settings, refresh, signed_in
+from tests.factories import answering_client, bearer, hmac_secret, key_settings, refresh, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -44,9 +44,7 @@ def grant(user: Any) -> Any:
 
 @pytest.fixture
 def client() -> APIClient:
-    client = APIClient()
-    client.raise_request_exception = False  # a 500 shows as a 500, not as an exception
-    return client
+    return answering_client()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from cocart_jwt.models import Token
-from tests.factories import bearer, login
+from tests.factories import answering_client, bearer, login
 from tests.servers import endpoints
 from tests.test_store import StoreServer, run_in_example
 
@@ -86,9 +86,7 @@ def assert_not_a_server_error(status: int, content: bytes, content_type: str) ->
 
 @pytest.fixture
 def client() -> APIClient:
-    client = APIClient()
-    client.raise_request_exception = False  # a 500 shows as a 500, not as an exception
-    return client
+    return answering_client()
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from cocart_jwt.models import Event, Kind, RefreshToken, RevokeReason, Token, To
 from cocart_jwt.store import cached
 from cocart_jwt.tokens import mint_access_token
 from cocart_jwt.utils import now
-from tests.factories import bearer, hmac_secret, refresh, signed_in
+from tests.factories import answering_client, bearer, hmac_secret, refresh, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -43,9 +43,7 @@ SIGNALS = ("token_issued", "token_refreshed", "token_revoked", "refresh_token_re
 
 @pytest.fixture
 def client() -> APIClient:
-    client = APIClient()
-    client.raise_request_exception = False  # a 500 shows as a 500, not as an exception
-    return client
+    return answering_client()
 
 
 @pytest.fixture
