@@ -9,7 +9,8 @@ class CocartJwtConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, idle_checks, receivers, scope_checks  # noqa: F401  (checks register)
+        # The checks register on import.
+        from . import checks, dpop_checks, idle_checks, receivers, scope_checks  # noqa: F401
 
         receivers.connect()
         # Registers the OpenAPI extension when drf-spectacular is installed; a no-op otherwise.

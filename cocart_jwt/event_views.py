@@ -38,6 +38,7 @@ class EventPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+    page_size_help = PAGE_SIZE_HELP
 
     def get_page_size(self, request: Any) -> int:
         raw = request.query_params.get(self.page_size_query_param)
@@ -55,7 +56,7 @@ class EventPagination(CursorPagination):
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
             if parameter["name"] == self.page_size_query_param:
-                parameter["description"] = str(PAGE_SIZE_HELP)
+                parameter["description"] = str(self.page_size_help)
                 parameter["schema"] = {"type": "integer", "minimum": 1}
         return parameters
 

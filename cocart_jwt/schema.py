@@ -11,10 +11,14 @@ from typing import Any
 
 from django.urls import NoReverseMatch, reverse
 
-from .serializers import ErrorSerializer
+from .serializers import SCOPE_NAME_MAX_LENGTH, ErrorSerializer
+from .settings import jwt_settings
 
 try:
-    from drf_spectacular.extensions import OpenApiAuthenticationExtension
+    from drf_spectacular.extensions import (
+        OpenApiAuthenticationExtension,
+        OpenApiSerializerFieldExtension,
+    )
     from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 except ImportError:  # drf-spectacular is optional
     HAS_SPECTACULAR = False
@@ -33,6 +37,19 @@ else:
 
         def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
             return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+
+    class ScopeNameSchema(OpenApiSerializerFieldExtension):
+        """A scope name a personal token may be given: one of the site's ``SCOPES``, read
+        when the schema is made (a site without any states a string)."""
+
+        target_class = "cocart_jwt.serializers.ScopeNameField"
+
+        def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+            schema: dict[str, Any] = {"type": "string", "maxLength": SCOPE_NAME_MAX_LENGTH}
+            scopes = jwt_settings.SCOPES
+            if isinstance(scopes, dict) and scopes:
+                schema["enum"] = sorted(scopes)
+            return schema
 
 
 ERROR_DESCRIPTIONS = {
@@ -57,9 +74,28 @@ REAUTHENTICATE_REFUSED = (
     "Wrong password (`invalid_credentials`), or a bad, expired or revoked token."
 )
 CROSS_SITE_OR_NOT_A_LOGIN = (
-    "A session no login started (`not_a_login_session`: made in the admin, the CLI or for a "
-    "login link), a cross-site browser request (cookie transport), or an access cookie "
+    "A session no login started (`not_a_login_session`: a personal access token, or a token "
+    "made in the admin, the CLI or for a login link), a cross-site browser request (cookie "
+    "transport), or an access cookie without its CSRF token."
+)
+CSRF_OR_PERSONAL = (
+    "A personal access token (`not_a_login_session`), or an access cookie (cookie transport) "
     "without its CSRF token."
+)
+NOT_A_LOGIN = (
+    "Not a login session's token (`not_a_login_session`: a personal access token, or one made "
+    "in the admin or the CLI), or an access cookie (cookie transport) without its CSRF token."
+)
+NOT_A_LIVE_PAT = "Not one of the caller's live personal access tokens."
+PAT_REFUSED = (
+    "Malformed request (`invalid_request` with `errors` by field: no name, no or unknown "
+    "scopes, an `expires_in` out of range; or `parse_error`), or the user already holds "
+    "`MAX_PATS_PER_USER` personal access tokens (`too_many_personal_tokens`)."
+)
+# A view guarded by cocart_jwt.permissions.HasScope (RFC 6750 section 3.1).
+INSUFFICIENT_SCOPE = (
+    "A personal access token without a scope this request needs: `insufficient_scope`, with "
+    '`WWW-Authenticate: Bearer realm="api", error="insufficient_scope", scope="<needed>"`.'
 )
 # A view guarded by cocart_jwt.permissions.RecentLogin (RFC 9470).
 RECENT_LOGIN_REQUIRED = (
@@ -205,7 +241,8 @@ def postprocess_schema(
     """drf-spectacular postprocessing hook (list it in ``POSTPROCESSING_HOOKS``): what view
     inspection cannot see. The login link page, a Django view (HTML, CSRF, a Django session)
     that drf-spectacular does not enumerate; and the OpenAPI links from a token pair to where
-    its tokens go (refresh, revoke), which clients and stateful testers follow.
+    its tokens go (refresh, revoke), and from a personal token made to deleting it, which
+    clients and stateful testers follow.
     """
     paths = result.get("paths", {})
     key_of = schema_paths(paths, generator.urlconf)
@@ -215,6 +252,7 @@ def postprocess_schema(
     if link_page is not None:
         paths[link_page] = login_link_operations()
     add_token_pair_links(paths, key_of)
+    add_personal_token_link(paths, key_of)
     return result
 
 
@@ -241,6 +279,21 @@ def schema_paths(paths: dict[str, Any], urlconf: Any) -> Callable[..., str | Non
         return url[len(trimmed) :] if url.startswith(trimmed) else None
 
     return key_of
+
+
+def add_personal_token_link(paths: dict[str, Any], key_of: Callable[..., str | None]) -> None:
+    """From a personal token just made to deleting it."""
+    create = paths.get(key_of("cocart_jwt:tokens") or "", {}).get("post")
+    delete = paths.get(key_of("cocart_jwt:token", "token_id") or "", {}).get("delete")
+    if create is None or delete is None or "201" not in create["responses"]:
+        return
+    create["responses"]["201"]["links"] = {
+        "DeleteToken": {
+            "operationId": delete["operationId"],
+            "parameters": {"token_id": "$response.body#/id"},
+            "description": "The personal access token just made.",
+        }
+    }
 
 
 def add_token_pair_links(paths: dict[str, Any], key_of: Callable[..., str | None]) -> None:

@@ -10,7 +10,6 @@ token, and a resource server that checks neither accepts tokens meant for anothe
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -19,9 +18,8 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .settings import SETTING_NAME, jwt_settings
+from .tokens import SCOPE_TOKEN
 
-# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,64}")
 SCOPES_HINT = (
     'For example {"products:read": "Read the catalogue", "cart:write": "Change the cart"}: '
     "names of 1 to 64 printable ASCII characters without spaces, quotes or backslashes."

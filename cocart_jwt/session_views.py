@@ -7,19 +7,29 @@ cookie alone (cookie transport), so a page can log out after losing its access t
 from __future__ import annotations
 
 from functools import cached_property
-from typing import cast
+from typing import Any, cast
 
 from django.shortcuts import get_object_or_404
 from rest_framework import status
 from rest_framework.exceptions import NotFound
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from . import cookies
 from .http import no_store
-from .models import RevokeReason, Token
+from .managers import TokenQuerySet
+from .models import Kind, RevokeReason, Token
+from .permissions import NotPersonal
 from .primary import on_primary
-from .schema import CSRF_REFUSED, NOT_A_LIVE_SESSION, error_headers, error_responses, extend_schema
+from .schema import (
+    CSRF_OR_PERSONAL,
+    CSRF_REFUSED,
+    NOT_A_LIVE_SESSION,
+    error_headers,
+    error_responses,
+    extend_schema,
+)
 from .serializers import SessionSerializer
 from .utils import sha256_hex
 from .views import BearerView
@@ -67,12 +77,15 @@ class LogoutView(CookieLogoutMixin):
 
 
 class LogoutAllView(CookieLogoutMixin):
-    """Revoke every session of the Bearer token's (or the refresh cookie's) user."""
+    """Revoke every session of the Bearer token's (or the refresh cookie's) user, personal
+    access tokens included: the panic button. A personal token may not press it (403)."""
+
+    permission_classes = [IsAuthenticated, NotPersonal]
 
     @extend_schema(
         summary="Log out everywhere",
         request=None,
-        responses={204: None, **error_responses(401, 403, descriptions={403: CSRF_REFUSED})},
+        responses={204: None, **error_responses(401, 403, descriptions={403: CSRF_OR_PERSONAL})},
         parameters=error_headers(401),
     )
     def post(self, request: Request) -> Response:
@@ -82,13 +95,16 @@ class LogoutAllView(CookieLogoutMixin):
 
 
 class LogoutOthersView(CookieLogoutMixin):
-    """Revoke every other session of the Bearer token's (or the refresh cookie's) user; this
-    one stays signed in."""
+    """Revoke every other session of the Bearer token's (or the refresh cookie's) user,
+    personal access tokens included; this one stays signed in. A personal token may not (403).
+    """
+
+    permission_classes = [IsAuthenticated, NotPersonal]
 
     @extend_schema(
         summary="Log out of my other sessions",
         request=None,
-        responses={204: None, **error_responses(401, 403, descriptions={403: CSRF_REFUSED})},
+        responses={204: None, **error_responses(401, 403, descriptions={403: CSRF_OR_PERSONAL})},
         parameters=error_headers(401),
     )
     def post(self, request: Request) -> Response:
@@ -98,8 +114,15 @@ class LogoutOthersView(CookieLogoutMixin):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def sessions_of(user: Any) -> TokenQuerySet:
+    """The live login and admin-made sessions of ``user``: personal access tokens are listed
+    and deleted through ``tokens/``."""
+    return Token.objects.live().filter(user=user).exclude(kind=Kind.PERSONAL)
+
+
 class SessionListView(BearerView):
-    """The live sessions of the Bearer token's user; ``current`` marks this one."""
+    """The live login (and admin-made) sessions of the Bearer token's user; ``current`` marks
+    this one."""
 
     @extend_schema(
         summary="List my sessions",
@@ -107,13 +130,14 @@ class SessionListView(BearerView):
         parameters=error_headers(401),
     )
     def get(self, request: Request) -> Response:
-        sessions = Token.objects.live().filter(user=request.user).order_by("-created_at")
+        sessions = sessions_of(request.user).order_by("-created_at")
         serializer = SessionSerializer(sessions, many=True, context={"request": request})
         return no_store(Response(serializer.data))
 
 
 class SessionDetailView(BearerView):
-    """Revoke one of the caller's live sessions; 404 for any other."""
+    """Revoke one of the caller's live login (or admin-made) sessions; 404 for any other,
+    a personal access token included (``tokens/<id>/`` deletes those)."""
 
     @extend_schema(
         summary="Revoke one of my sessions",
@@ -127,7 +151,7 @@ class SessionDetailView(BearerView):
     )
     def delete(self, request: Request, session_id: str) -> Response:
         # From the primary: a replica may not have a session made a moment ago.
-        mine = on_primary(Token.objects.live().filter(user=request.user))
+        mine = on_primary(sessions_of(request.user))
         session = get_object_or_404(mine, pk=session_id)
         session.revoke(RevokeReason.SESSION_DELETED, request=request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)

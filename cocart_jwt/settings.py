@@ -86,6 +86,11 @@ DEFAULTS: dict[str, Any] = {
     "COOKIE_SAMESITE": "Lax",
     # Security events older than this are deleted by `jwt cleanup`; None keeps them forever.
     "EVENT_RETENTION": timedelta(days=90),
+    # DPoP (RFC 9449, dpop.py): how long a proof (and a server nonce) stays fresh, the proof
+    # algorithms accepted, and whether every proof must carry a nonce of this server.
+    "DPOP_PROOF_LIFETIME": timedelta(seconds=60),
+    "DPOP_ALGORITHMS": ["ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "EdDSA"],
+    "DPOP_REQUIRE_NONCE": False,
 }
 
 DURATIONS = frozenset(
@@ -103,6 +108,7 @@ DURATIONS = frozenset(
         "REAUTH_MAX_AGE",
         "REFRESH_REUSE_GRACE",
         "PAT_MAX_LIFETIME",
+        "DPOP_PROOF_LIFETIME",
     }
 )
 # Durations for which None means "no limit" (EVENT_RETENTION) or "off" (SESSION_IDLE_TIMEOUT,

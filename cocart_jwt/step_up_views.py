@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 
 from django.utils.decorators import method_decorator
-from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -20,6 +19,7 @@ from . import ratelimit
 from .authentication import JWTAuthentication
 from .choices import Event
 from .models import Token
+from .permissions import CredentialedSession
 from .schema import (
     CROSS_SITE_OR_NOT_A_LOGIN,
     REAUTHENTICATE_REFUSED,
@@ -33,19 +33,16 @@ from .views import BearerView, CookieSetting, check_credentials, invalid_credent
 logger = logging.getLogger("cocart_jwt")
 
 
-def not_a_login_session() -> PermissionDenied:
-    return PermissionDenied(
-        _("This session was not started by a login: sign in instead."),
-        code="not_a_login_session",
-    )
-
-
 @method_decorator(sensitive_post_parameters("password"), name="dispatch")
 class ReauthenticateView(CookieSetting, BearerView):
     """Check the password of the Bearer token's user again: a new token pair of the same
     session, with a fresh ``auth_time`` and every earlier refresh token spent."""
 
     rate_limit = "reauthenticate"
+    # Only a session a login started has an auth_time to renew: a personal token, an
+    # admin-made one (the admin's, the CLI's, a login link's) and a session-kind token without
+    # auth_time are a 403 before any password is checked. The token says so, no query needed.
+    permission_classes = [IsAuthenticated, CredentialedSession]
 
     @extend_schema(
         summary="Reauthenticate (step-up)",
@@ -64,13 +61,6 @@ class ReauthenticateView(CookieSetting, BearerView):
     )
     def post(self, request: Request) -> Response:
         session = self.session(request)
-        # Only a session a login started has an auth_time to renew (the admin's, the CLI's
-        # and a login link's have none): the token says so, no query needed.
-        if "auth_time" not in session.access_claims:
-            logger.info(
-                "Reauthentication refused: session %s was not started by a login", session.pk
-            )
-            raise not_a_login_session()
         # Per user too: a stolen access token used from many addresses guesses no faster.
         self.limit("reauthenticate", ratelimit.user_identity(request.user))
         serializer = ReauthenticateSerializer(data=request.data)

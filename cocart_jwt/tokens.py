@@ -52,6 +52,9 @@ REQUIRED_CLAIMS = ["exp", "iat", "nbf", "sub", "jti", "sid"]
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # An RFC 7638 SHA-256 thumbprint: 32 bytes in unpadded base64url.
 THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
+# A name in a scope claim (RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )),
+# of at most 64 characters: what SCOPES may name (E019) and a challenge may quote.
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,64}")
 
 
 class InvalidToken(Exception):

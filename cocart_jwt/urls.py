@@ -1,6 +1,14 @@
 from django.urls import path, re_path, register_converter
 
-from . import event_views, link_views, oauth_views, session_views, step_up_views, views
+from . import (
+    event_views,
+    link_views,
+    oauth_views,
+    session_views,
+    step_up_views,
+    token_views,
+    views,
+)
 from .tokens import SESSION_ID
 
 app_name = "cocart_jwt"
@@ -41,6 +49,13 @@ urlpatterns = [
         r"^sessions/(?P<session_id>[\s\S]*)/\Z",
         session_views.NoSuchSessionView.as_view(),
         name="no-such-session",
+    ),
+    path("tokens/", token_views.TokenListView.as_view(), name="tokens"),
+    path("tokens/<session_id:token_id>/", token_views.TokenDetailView.as_view(), name="token"),
+    re_path(
+        r"^tokens/(?P<token_id>[\s\S]*)/\Z",
+        token_views.NoSuchTokenView.as_view(),
+        name="no-such-token",
     ),
     path("jwks.json", views.JWKSView.as_view(), name="jwks"),
     path("events/", event_views.EventListView.as_view(), name="events"),

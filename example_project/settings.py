@@ -140,8 +140,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["cocart_jwt.authentication.JWTAuthentication"],
-    # Closed unless a view says otherwise (the product list does).
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Closed unless a view says otherwise (the product list does); a personal access token
+    # only where a view names the scopes it needs (required_scopes), and holds them.
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "cocart_jwt.permissions.HasScope",
+    ],
     # {"detail", "code"} on every error, like the auth endpoints.
     "EXCEPTION_HANDLER": "example_project.store.views.exception_handler",
     # DRF's parsers, with JSON nested too deeply a 400 instead of a 500.
@@ -190,6 +194,15 @@ COCART_JWT: dict[str, Any] = {
     "ACCESS_TOKEN_LIFETIME": int(os.environ.get("COCART_JWT_ACCESS_TOKEN_LIFETIME", "900")),
     "REAUTH_MAX_AGE": int(os.environ.get("COCART_JWT_REAUTH_MAX_AGE", "300")),
     "TRUSTED_PROXIES": env_list("COCART_JWT_TRUSTED_PROXIES"),
+    # What a personal access token (POST /api/auth/tokens/) may be given; the views name the
+    # ones they need. Checkout also takes a recent login, which no personal token has.
+    "SCOPES": {
+        "profile:read": "See your username (/api/me/)",
+        "cart:read": "See your cart",
+        "cart:write": "Add to, change and empty your cart",
+        "orders:read": "See your orders",
+        "orders:write": "Check out (also needs a recent login: people only)",
+    },
 }
 if os.environ.get("COCART_JWT_RATE_LIMITS"):
     _limits = json.loads(os.environ["COCART_JWT_RATE_LIMITS"])

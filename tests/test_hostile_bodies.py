@@ -1,5 +1,5 @@
-"""Attacks on the login and refresh endpoints through their request bodies and Basic header;
-and on revoke and introspect, through their bodies.
+"""Attacks on the login, refresh and tokens/ endpoints through their request bodies and Basic
+header; and on revoke and introspect, through their bodies.
 
 The contract: 400 for a malformed request, 401 for bad credentials or an unknown refresh
 token, 415 for a body type the endpoint does not parse, never a 500; errors are DRF's JSON
@@ -14,6 +14,7 @@ import base64
 import json
 import secrets
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -24,13 +25,14 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from cocart_jwt.models import RefreshToken, Token
+from cocart_jwt.models import Kind, RefreshToken, Token
 from tests.factories import bearer, login, refresh
 
 LOGIN = "cocart_jwt:login"
 REFRESH = "cocart_jwt:refresh"
 REVOKE = "cocart_jwt:revoke"
 INTROSPECT = "cocart_jwt:introspect"
+TOKENS = "cocart_jwt:tokens"
 HIGH_RATE_LIMITS = {
     "login": "100000/min",
     "refresh": "100000/min",
@@ -878,3 +880,117 @@ def test_fuzz_introspect_json_fields_are_inactive_never_a_500(
 ) -> None:
     body = json.dumps({"token": token, "token_type_hint": hint}).encode()
     assert_inactive(post_raw(client, INTROSPECT, body, "application/json", **introspector))
+
+
+# --- tokens/: making a personal access token -------------------------------------------------
+
+TOKEN_SCOPES = {"orders:read": "See your orders", "cart:write": "Change your cart"}
+
+
+@pytest.fixture
+def recent(user: Any, password: str, settings: Any) -> dict[str, str]:
+    """The Bearer header of a fresh login (recent enough to make tokens), on a site with scopes."""
+    settings.COCART_JWT = {**settings.COCART_JWT, "SCOPES": TOKEN_SCOPES}
+    response = login(APIClient(), "alice", password)
+    assert response.status_code == 200
+    return bearer(response.json()["access_token"])
+
+
+def personal_tokens() -> list[Any]:
+    return list(Token.objects.filter(kind=Kind.PERSONAL).values_list("pk", flat=True))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b"{not json", "application/json", 400),
+        (b'{"name": "\xff\xfe", "scopes": ["orders:read"]}', "application/json", 400),
+        (b'["name", "scopes"]', "application/json", 400),
+        (b"null", "application/json", 400),
+        (b"[" * 100_000, "application/json", 400),
+        (
+            b'{"name": "ci", "scopes": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+            "application/json",
+            400,
+        ),
+        (b'{"name": "ci", "scopes": ["\\u0000"]}', "application/json", 400),
+        (b'{"name": "ci", "scopes": ["\\ud800"]}', "application/json", 400),
+        (
+            b'{"name": "ci", "scopes": ["orders:read"], "expires_in": 1e999}',
+            "application/json",
+            400,
+        ),
+        (b"name=ci&scopes=%00", "application/x-www-form-urlencoded", 400),
+        (b"name=%00&scopes=orders%3Aread", "application/x-www-form-urlencoded", 400),
+        (b"name=ci", "application/x-www-form-urlencoded", 400),
+        (b"garbage", "multipart/form-data; boundary=B", 400),
+        (b"name=ci&scopes=orders%3Aread", "text/plain", 415),
+    ],
+    ids=[
+        "not-json",
+        "invalid-utf8",
+        "array",
+        "null",
+        "nested-deep",
+        "scopes-nested-deep",
+        "scope-nul",
+        "scope-surrogate",
+        "expires-infinite",
+        "form-scope-nul",
+        "form-name-nul",
+        "form-no-scopes",
+        "multipart-garbage",
+        "text-plain",
+    ],
+)
+def test_making_a_token_with_a_hostile_body(
+    client: APIClient, recent: dict[str, str], body: bytes, content_type: str, status: int
+) -> None:
+    response = client.generic("POST", reverse(TOKENS), body, content_type=content_type, **recent)
+
+    assert response.status_code == status, (response.status_code, response.content[:300])
+    assert_error_shape(response)
+    assert personal_tokens() == []
+
+
+def test_unknown_scopes_are_named_however_odd(client: APIClient, recent: dict[str, str]) -> None:
+    odd = ["a\nb", "\u202e", "<script>", "x" * 64, "orders:read "]
+    response = client.post(reverse(TOKENS), {"name": "ci", "scopes": odd}, format="json", **recent)
+
+    assert_validation_error(response, "scopes")
+    message = response.json()["errors"]["scopes"][0]
+    assert message == "Unknown scopes: " + ", ".join(sorted(odd)) + "."
+    assert personal_tokens() == []
+
+
+@FUZZ
+@given(body=raw_bodies, content_type=st.sampled_from(CONTENT_TYPES))
+def test_fuzz_tokens_body_never_gives_a_500(
+    client: APIClient, recent: dict[str, str], body: bytes, content_type: str
+) -> None:
+    response = client.generic("POST", reverse(TOKENS), body, content_type=content_type, **recent)
+    assert_never_500(response, {400, 415})
+
+
+@FUZZ
+@given(name=json_values, scopes=json_values, expires_in=json_values)
+def test_fuzz_tokens_json_fields_never_give_a_500(
+    client: APIClient, recent: dict[str, str], name: Any, scopes: Any, expires_in: Any
+) -> None:
+    body = json.dumps({"name": name, "scopes": scopes, "expires_in": expires_in}).encode()
+    response = client.generic(
+        "POST", reverse(TOKENS), body, content_type="application/json", **recent
+    )
+    assert response.status_code in (201, 400), (response.status_code, response.content[:300])
+    if response.status_code == 400:
+        assert_error_shape(response)
+
+
+@FUZZ
+@given(token_id=st.text(max_size=80))
+def test_fuzz_deleting_a_token_never_gives_a_500(
+    client: APIClient, recent: dict[str, str], token_id: str
+) -> None:
+    response = client.delete(f"/api/auth/tokens/{quote(token_id, safe='')}/", **recent)
+    assert response.status_code == 404, (response.status_code, response.content[:300])
+    assert_error_shape(response)

@@ -36,7 +36,8 @@ BODY_METHODS = ("post", "put", "patch")
 REFUSED_EARLIER = {401, 403, 404, 405, 429}
 BODY_IGNORED = {200, 201, 204}
 SID = "the-callers-own-session"  # replaced per test by the caller's session id
-APP_SAMPLES = {"session_id": SID, "pk": "1"}  # by argument name, or any that fits
+# by argument name, or any that fits
+APP_SAMPLES = {"session_id": SID, "token_id": "no-such-token", "pk": "1"}
 STORE_SAMPLES = {"slug": "coffee-mug", "pk": "1"}
 
 

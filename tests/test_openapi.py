@@ -7,6 +7,7 @@ import pytest
 pytest.importorskip("drf_spectacular")
 
 import re  # noqa: E402
+from datetime import timedelta  # noqa: E402
 from typing import Any  # noqa: E402
 
 import jsonschema  # noqa: E402
@@ -15,7 +16,11 @@ from drf_spectacular.generators import SchemaGenerator  # noqa: E402
 from drf_spectacular.settings import patched_settings  # noqa: E402
 from drf_spectacular.validation import validate_schema  # noqa: E402
 
-from cocart_jwt.serializers import LoginSerializer, RefreshSerializer  # noqa: E402
+from cocart_jwt.serializers import (  # noqa: E402
+    LoginSerializer,
+    PersonalTokenRequestSerializer,
+    RefreshSerializer,
+)
 from tests.factories import bearer, login  # noqa: E402
 
 HOOKS = ["drf_spectacular.hooks.postprocess_schema_enums", "cocart_jwt.schema.postprocess_schema"]
@@ -65,6 +70,9 @@ def test_every_endpoint_is_documented(schema):
         ("/api/auth/sessions/", "get"),
         ("/api/auth/sessions/{session_id}/", "delete"),
         ("/api/auth/events/", "get"),
+        ("/api/auth/tokens/", "get"),
+        ("/api/auth/tokens/", "post"),
+        ("/api/auth/tokens/{token_id}/", "delete"),
         ("/api/auth/jwks.json", "get"),
         ("/api/auth/revoke/", "post"),
         ("/api/auth/introspect/", "post"),
@@ -173,6 +181,25 @@ def test_every_error_of_the_app_is_documented_as_it_answers(completed_schema):
     # RFC 7009: 200 whatever the token; RFC 7662: {"active": false} for anything inactive.
     assert documented("/api/auth/revoke/", "post") == {"200", "429"}
     assert documented("/api/auth/introspect/", "post") == {"200", "401", "403", "429"}
+    # Personal tokens: 403 for a token no login made; making one takes a recent login (401).
+    assert documented("/api/auth/tokens/", "get") == {"200", "400", "401", "403", "404"}
+    assert documented("/api/auth/tokens/", "post") == {"201", "400", "401", "403"}
+    assert documented("/api/auth/tokens/{token_id}/", "delete") == {"204", "401", "403", "404"}
+    for path, method in [
+        ("/api/auth/tokens/", "get"),
+        ("/api/auth/tokens/", "post"),
+        ("/api/auth/tokens/{token_id}/", "delete"),
+        ("/api/auth/logout/all/", "post"),
+        ("/api/auth/logout/others/", "post"),
+    ]:
+        assert "not_a_login_session" in paths[path][method]["responses"]["403"]["description"]
+    making = paths["/api/auth/tokens/"]["post"]["responses"]
+    assert "too_many_personal_tokens" in making["400"]["description"]
+    assert "reauthentication_required" in making["401"]["description"]
+    assert (
+        "insufficient_user_authentication"
+        in (making["401"]["headers"]["WWW-Authenticate"]["description"])
+    )
 
 
 # What the schema says of a credential is what the serializer accepts: a blank one is refused
@@ -310,3 +337,101 @@ def test_introspect_needs_a_bearer_and_documents_its_answer(schema):
     }
     assert {component["properties"][name]["type"] for name in ("exp", "iat", "nbf")} == {"integer"}
     assert "introspect_token" in introspect["responses"]["403"]["description"]
+
+
+# -- personal access tokens ----------------------------------------------------------------------
+
+SCOPES = {"orders:read": "See your orders", "cart:write": "Change your cart"}
+
+
+def component(schema, reference):
+    return schema["components"]["schemas"][reference.rsplit("/", 1)[1]]
+
+
+def test_making_a_token_documents_its_request_and_the_token_shown_once(settings):
+    settings.COCART_JWT = {
+        **settings.COCART_JWT,
+        "SCOPES": SCOPES,
+        "PAT_MAX_LIFETIME": timedelta(days=30),
+    }
+    schema = generate()
+    making = operation(schema, "/api/auth/tokens/", "post")
+    body = making["requestBody"]["content"]
+    assert {"application/json", "application/x-www-form-urlencoded"} <= set(body)
+    request = component(schema, body["application/json"]["schema"]["$ref"])
+    assert set(request["properties"]) == {"name", "scopes", "expires_in"}
+    assert set(request["required"]) == {"name", "scopes"}
+    scopes = request["properties"]["scopes"]
+    assert (scopes["type"], scopes["minItems"]) == ("array", 1)
+    names = (
+        scopes["items"].get("enum")
+        or component(schema, scopes["items"]["allOf"][0]["$ref"])["enum"]
+    )
+    assert sorted(names) == ["cart:write", "orders:read"]
+    expires_in = request["properties"]["expires_in"]
+    assert (expires_in["minimum"], expires_in["maximum"]) == (1, 30 * 24 * 3600)
+    made = making["responses"]["201"]["content"]["application/json"]["schema"]["$ref"]
+    assert set(component(schema, made)["properties"]) == {
+        "id",
+        "name",
+        "scopes",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "token",
+    }
+    assert making["security"] == [{"jwtAuth": []}]
+
+
+def test_a_site_without_scopes_documents_scope_names_as_strings(settings):
+    settings.COCART_JWT = {**settings.COCART_JWT, "SCOPES": {}}
+    schema = generate()
+    request = operation(schema, "/api/auth/tokens/", "post")["requestBody"]["content"]
+    items = component(schema, request["application/json"]["schema"]["$ref"])["properties"][
+        "scopes"
+    ]["items"]
+
+    assert items == {"type": "string", "maxLength": 64}
+
+
+def test_the_token_list_is_a_cursor_page_that_never_holds_a_token(schema):
+    listing = operation(schema, "/api/auth/tokens/", "get")
+    assert {parameter["name"] for parameter in listing["parameters"]} == {"cursor", "page_size"}
+    page = component(
+        schema, listing["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    )
+    assert {"next", "previous", "results"} <= set(page["properties"])
+    item = component(schema, page["properties"]["results"]["items"]["$ref"])
+    assert set(item["properties"]) == {
+        "id",
+        "name",
+        "scopes",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+    }
+    deleting = operation(schema, "/api/auth/tokens/{token_id}/", "delete")
+    assert deleting["parameters"][0]["schema"]["pattern"] == "^[A-Za-z0-9_-]{1,64}$"
+
+
+def test_a_token_made_links_to_deleting_it(completed_schema):
+    paths = completed_schema["paths"]
+    delete = paths["/api/auth/tokens/{token_id}/"]["delete"]["operationId"]
+    links = paths["/api/auth/tokens/"]["post"]["responses"]["201"]["links"]
+
+    assert links["DeleteToken"]["operationId"] == delete
+    assert links["DeleteToken"]["parameters"] == {"token_id": "$response.body#/id"}
+
+
+NAMES = ["", " ", "\t\n", "a", " a ", "CI deploys", "bell\x07", "line\nbreak", "\x85", "x" * 255]
+
+
+@pytest.mark.parametrize("value", NAMES + ["x" * 256])
+def test_a_token_name_is_schema_valid_exactly_when_the_endpoint_takes_it(schema, value):
+    making = operation(schema, "/api/auth/tokens/", "post")["requestBody"]["content"]
+    request = component(schema, making["application/json"]["schema"]["$ref"])
+    validator = jsonschema.Draft4Validator(request["properties"]["name"])
+    serializer = PersonalTokenRequestSerializer(data={"name": value, "scopes": ["x"]})
+    serializer.is_valid()
+
+    assert validator.is_valid(value) == ("name" not in serializer.errors)

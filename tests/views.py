@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cocart_jwt.authentication import JWTAuthentication
-from cocart_jwt.permissions import RecentLogin
+from cocart_jwt.permissions import HasScope, RecentLogin
 
 
 class MeView(APIView):
@@ -54,6 +54,40 @@ class SessionOrTokenView(RecentLoginView):
 recent = RecentLoginView.as_view()
 last_minute = LastMinuteView.as_view()
 session_or_token = SessionOrTokenView.as_view()
+
+
+class ScopedView(APIView):
+    """``HasScope`` views: what a personal access token needs is in ``required_scopes``."""
+
+    permission_classes = [IsAuthenticated, HasScope]
+    required_scopes: list[str] = []
+
+    def get(self, request: Request) -> Response:
+        return Response({"sid": request.auth.pk})
+
+
+class OrdersReadView(ScopedView):
+    required_scopes = ["orders:read"]
+
+
+class CartWriteView(ScopedView):
+    required_scopes = ["cart:write"]
+
+
+class BothScopesView(ScopedView):
+    required_scopes = ["orders:read", "cart:write"]
+
+
+class SessionOrScopedView(ScopedView):
+    authentication_classes = [SessionAuthentication, JWTAuthentication]
+    required_scopes = ["orders:read"]
+
+
+orders_read = OrdersReadView.as_view()
+cart_write = CartWriteView.as_view()
+both_scopes = BothScopesView.as_view()
+no_scopes = ScopedView.as_view()
+session_or_scoped = SessionOrScopedView.as_view()
 
 
 SPA_PAGE = """<!doctype html>

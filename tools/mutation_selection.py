@@ -170,6 +170,9 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_idle_timeout.py",
         "test_events.py",
         "test_step_up.py",
+        # Personal tokens: their limit under the user's lock, never an eviction.
+        "test_personal_tokens.py::test_beyond*",
+        "test_personal_tokens.py::test_personal_tokens_and_logins*",
     ),
     # The reuse grace's rule, called by the managers' rotate.
     "grace": ("test_reuse_grace.py", "test_lifecycle.py", "test_concurrency.py"),
@@ -227,7 +230,11 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_hostile_bodies.py::test_fuzz_introspect*",
         "test_replica_reads.py::test_introspection*",
     ),
-    "permissions": ("test_step_up.py",),
+    "permissions": ("test_step_up.py", "test_personal_tokens.py", "test_scopes.py"),
+    # DPoP proofs: the JOSE side, the request checks and the replay guard, the nonces.
+    "dpop": ("test_dpop_proofs.py", "test_dpop_claims.py", "test_dpop_replay.py"),
+    "dpop_jose": ("test_dpop_proofs.py", "test_dpop_claims.py", "test_dpop_replay.py"),
+    "dpop_nonces": ("test_dpop_replay.py",),
     "browser_sessions": (
         "test_login_link.py",
         "test_login_link_sessions.py",
@@ -248,6 +255,7 @@ NOT_SELECTED: dict[str, str] = {
     "test_live_server.py": "servers in other processes",
     "test_cached_mode_processes.py": "servers in other processes",
     "test_store.py": "the example store, in another process",
+    "test_store_scopes.py": "the example store's scopes, in another process",
     "test_client_script.py": "the example client against a server in another process",
     "test_readme_commands.py": "the README's commands, in other processes",
     "test_bench.py": "the benchmark",
@@ -272,6 +280,7 @@ NOT_SELECTED: dict[str, str] = {
     "test_cached_lookup.py": "needs Redis (the mutation run has local memory)",
     "test_admin_events.py": "the security events' admin (admin/ is not a mutated module)",
     "test_migration_kinds.py": "a migration (not a mutated module; the run is --nomigrations)",
+    "test_dpop_processes.py": "verifiers in other processes, on Redis",
 }
 
 STATS_FILE = "mutmut-stats.json"  # in mutants/, where mutmut runs pytest

@@ -2,6 +2,8 @@
 
 Authentication is the site's default (``cocart_jwt.authentication.JWTAuthentication``): a
 request without a token is anonymous, and one with a bad, expired or revoked token is 401.
+Permissions too (settings.py): ``IsAuthenticated`` and ``HasScope``, so each view names the
+scopes a personal access token needs (``required_scopes``); a login session's token passes.
 Every cart and order query is filtered by ``request.user``: another user's cart line or
 order is a 404, never a 403, so ids reveal nothing.
 """
@@ -24,13 +26,18 @@ from rest_framework.exceptions import (
     PermissionDenied,
     ValidationError,
 )
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cocart_jwt.permissions import RecentLogin
-from cocart_jwt.schema import RECENT_LOGIN_REQUIRED, error_headers, error_responses
+from cocart_jwt.permissions import HasScope, RecentLogin
+from cocart_jwt.schema import (
+    INSUFFICIENT_SCOPE,
+    RECENT_LOGIN_REQUIRED,
+    error_headers,
+    error_responses,
+)
 from cocart_jwt.views import exception_handler as cocart_exception_handler
 
 from .models import Cart, CartItem, Order, OrderLine, Product
@@ -68,9 +75,11 @@ def locked_cart(user: AbstractBaseUser) -> Cart:
 
 # Every view authenticates with the site's default, JWTAuthentication: a bad token is a 401
 # with a Bearer challenge everywhere, the public product list included.
-UNAUTHORIZED = error_responses(401)
+# A personal access token without the view's scope: 403 insufficient_scope (RFC 6750).
+NO_SCOPE = {403: INSUFFICIENT_SCOPE}
+UNAUTHORIZED = error_responses(401, 403, descriptions=NO_SCOPE)
 CHALLENGE = error_headers(401)
-NOT_YOURS = {404: "Unknown id, or anyone else's."}
+NOT_YOURS = {404: "Unknown id, or anyone else's.", **NO_SCOPE}
 NO_SUCH_PAGE = {404: "No such page."}
 REFUSED_CHANGE = {400: "Malformed request, an unknown product, or more than the stock."}
 
@@ -107,7 +116,7 @@ class ProductViewSet(viewsets.ReadOnlyModelViewSet):
 class CartView(APIView):
     """``GET /api/cart/``: the caller's cart, with line totals and the total."""
 
-    permission_classes = [IsAuthenticated]
+    required_scopes = ["cart:read"]
 
     @extend_schema(responses={200: CartSerializer, **UNAUTHORIZED}, parameters=CHALLENGE)
     def get(self, request: Request) -> Response:
@@ -121,14 +130,14 @@ class CartItemListView(APIView):
     Adding a product already in the cart adds to its quantity (200); a new line is 201.
     """
 
-    permission_classes = [IsAuthenticated]
+    required_scopes = ["cart:write"]
 
     @extend_schema(
         request=CartItemSerializer,
         responses={
             200: CartItemSerializer,
             201: CartItemSerializer,
-            **error_responses(400, 401, descriptions=REFUSED_CHANGE),
+            **error_responses(400, 401, 403, descriptions={**REFUSED_CHANGE, **NO_SCOPE}),
         },
         parameters=CHALLENGE,
     )
@@ -154,28 +163,34 @@ class CartItemListView(APIView):
 
 @extend_schema_view(
     get=extend_schema(
-        responses={200: CartItemSerializer, **error_responses(401, 404, descriptions=NOT_YOURS)},
+        responses={
+            200: CartItemSerializer,
+            **error_responses(401, 403, 404, descriptions=NOT_YOURS),
+        },
         parameters=CHALLENGE,
     ),
     patch=extend_schema(
         request=QuantitySerializer,
         responses={
             200: CartItemSerializer,
-            **error_responses(400, 401, 404, descriptions={**NOT_YOURS, **REFUSED_CHANGE}),
+            **error_responses(400, 401, 403, 404, descriptions={**NOT_YOURS, **REFUSED_CHANGE}),
         },
         parameters=CHALLENGE,
     ),
     delete=extend_schema(
-        responses={204: None, **error_responses(401, 404, descriptions=NOT_YOURS)},
+        responses={204: None, **error_responses(401, 403, 404, descriptions=NOT_YOURS)},
         parameters=CHALLENGE,
     ),
 )
 class CartItemDetailView(generics.RetrieveUpdateDestroyAPIView):
     """``GET``, ``PATCH {"quantity": n}``, ``DELETE /api/cart/items/<id>/``: one of your lines."""
 
-    permission_classes = [IsAuthenticated]
     serializer_class = CartItemSerializer
     http_method_names = ["get", "patch", "delete", "head", "options"]
+
+    @property
+    def required_scopes(self) -> list[str]:
+        return ["cart:read"] if self.request.method in SAFE_METHODS else ["cart:write"]
 
     def get_queryset(self) -> QuerySet[CartItem]:
         return CartItem.objects.filter(cart__user=self.request.user).select_related("product")
@@ -202,7 +217,7 @@ class CartItemDetailView(generics.RetrieveUpdateDestroyAPIView):
     get=extend_schema(
         responses={
             200: OrderSerializer(many=True),
-            **error_responses(401, 404, descriptions=NO_SUCH_PAGE),
+            **error_responses(401, 403, 404, descriptions={**NO_SUCH_PAGE, **NO_SCOPE}),
         },
         parameters=CHALLENGE,
     ),
@@ -213,10 +228,12 @@ class CartItemDetailView(generics.RetrieveUpdateDestroyAPIView):
             **error_responses(
                 400,
                 401,
+                403,
                 409,
                 descriptions={
                     400: "The cart is empty.",
                     401: RECENT_LOGIN_REQUIRED,
+                    403: INSUFFICIENT_SCOPE,
                     409: "Not enough stock of a product in the cart; the cart is kept.",
                 },
             ),
@@ -227,14 +244,21 @@ class CartItemDetailView(generics.RetrieveUpdateDestroyAPIView):
 class OrderListView(generics.ListAPIView):
     """``GET /api/orders/``: your orders, newest first. ``POST``: check out the cart, which
     takes a recent login (``RecentLogin``: ``REAUTH_MAX_AGE``, 5 minutes by default); an
-    older one gets the RFC 9470 challenge, and the client reauthenticates."""
+    older one gets the RFC 9470 challenge, and the client reauthenticates.
 
-    permission_classes = [IsAuthenticated]
+    ``HasScope`` before ``RecentLogin``: a personal token without ``orders:write`` is a 403
+    ``insufficient_scope``, not a step-up challenge. One with it still meets the challenge
+    (a personal token has no login to be recent): only a person signed in checks out."""
+
     serializer_class = OrderSerializer
+
+    @property
+    def required_scopes(self) -> list[str]:
+        return ["orders:write"] if self.request.method == "POST" else ["orders:read"]
 
     def get_permissions(self) -> list[Any]:
         if self.request.method == "POST":
-            return [RecentLogin()]
+            return [IsAuthenticated(), HasScope(), RecentLogin()]
         return super().get_permissions()
 
     def get_queryset(self) -> QuerySet[Order]:
@@ -287,14 +311,14 @@ class OrderListView(generics.ListAPIView):
 
 @extend_schema_view(
     get=extend_schema(
-        responses={200: OrderSerializer, **error_responses(401, 404, descriptions=NOT_YOURS)},
+        responses={200: OrderSerializer, **error_responses(401, 403, 404, descriptions=NOT_YOURS)},
         parameters=CHALLENGE,
     )
 )
 class OrderDetailView(generics.RetrieveAPIView):
     """``GET /api/orders/<id>/``: one of your orders; anyone else's is 404."""
 
-    permission_classes = [IsAuthenticated]
+    required_scopes = ["orders:read"]
     serializer_class = OrderSerializer
 
     def get_queryset(self) -> QuerySet[Order]:
