@@ -13,6 +13,59 @@ SIMPLEJWT_REFRESH = "simplejwt refresh (rotation + blacklist)"
 COCART_REFRESH = "cocart_jwt refresh (rotation + reuse detection)"
 COCART_LOGIN = "cocart_jwt login"
 COCART_LOGIN_ALONE = "cocart_jwt login, without update_last_login"
+DPOP_STRICT = "cocart_jwt strict, DPoP"
+DPOP_CACHED = "cocart_jwt cached, DPoP"
+PING = "/ping/cocart/"
+
+
+class ProofPool:
+    """Fresh DPoP proofs for one case, signed before a batch is timed (``refill``, entered
+    with the batch's settings), so that what is measured is the server's work: a client signs
+    its proof before it sends the request. Each proof is used once, as the server demands."""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from jwt.algorithms import ECAlgorithm
+
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        public: dict[str, Any] = ECAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
+        self.jwk = {name: public[name] for name in ("kty", "crv", "x", "y")}
+        self.ath, self.size, self.proofs = "", 0, [""]
+
+    def bind(self, token: str, size: int) -> None:
+        """Proofs for ``token`` (their ``ath``), ``size`` of them per batch."""
+        import hashlib
+        from base64 import urlsafe_b64encode
+
+        digest = hashlib.sha256(token.encode("ascii")).digest()
+        self.ath, self.size = urlsafe_b64encode(digest).rstrip(b"=").decode("ascii"), size
+
+    def proof(self) -> str:
+        import secrets
+        import time
+
+        import jwt
+
+        claims = {
+            "jti": secrets.token_urlsafe(16),
+            "htm": "GET",
+            "htu": f"http://testserver{PING}",
+            "iat": int(time.time()),
+            "ath": self.ath,
+        }
+        headers = {"typ": "dpop+jwt", "jwk": self.jwk}
+        return jwt.encode(claims, self.key, algorithm="ES256", headers=headers)
+
+    @contextmanager
+    def refill(self) -> Iterator[None]:
+        self.proofs = [self.proof() for _ in range(self.size)]
+        yield
+
+    def next(self) -> str:
+        return self.proofs.pop()
+
+
+DPOP_POOLS: dict[str, ProofPool] = {}
 
 
 class Bench:
@@ -72,7 +125,27 @@ class Bench:
         return call
 
 
-def auth_cases(bench: Bench) -> Cases:
+def dpop_case(bench: Bench, name: str, iterations: int) -> Callable[[], Any]:
+    """A request with the token of a session bound to a DPoP key (as a login with a proof
+    binds it), and a fresh proof by that key."""
+    from cocart_jwt.dpop_jose import jwk_thumbprint
+    from cocart_jwt.models import Token
+
+    pool = DPOP_POOLS[name] = ProofPool()
+    token = Token.objects.issue(bench.user, dpop_jkt=jwk_thumbprint(pool.jwk)).access_token
+    pool.bind(token, iterations + max(20, iterations // 10) + 2)  # a batch, or the warm-up
+    view = bench.view(PING)
+
+    def call() -> Any:
+        request = bench.factory.get(PING, HTTP_AUTHORIZATION=f"DPoP {token}", HTTP_DPOP=pool.next())
+        response = view(request)
+        assert response.status_code == 200, (PING, response.status_code)
+        return response.render()
+
+    return call
+
+
+def auth_cases(bench: Bench, iterations: int = 1000) -> Cases:
     from knox.models import AuthToken
     from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -87,6 +160,8 @@ def auth_cases(bench: Bench) -> Cases:
         "knox": bench.get("/ping/knox/", f"Token {knox}"),
         "cocart_jwt strict": bench.get("/ping/cocart/", f"Bearer {cocart}"),
         "cocart_jwt cached": bench.get("/ping/cocart/", f"Bearer {cocart}"),
+        DPOP_STRICT: dpop_case(bench, DPOP_STRICT, iterations),
+        DPOP_CACHED: dpop_case(bench, DPOP_CACHED, iterations),
     }
 
 
@@ -168,11 +243,21 @@ def refresh_cases(bench: Bench) -> Cases:
 
 
 def context_for(name: str) -> AbstractContextManager[Any]:
+    if name == DPOP_STRICT:
+        return DPOP_POOLS[name].refill()
+    if name == DPOP_CACHED:
+        return both(cached_mode(), DPOP_POOLS[name].refill())
     if name == "cocart_jwt cached":
         return cached_mode()
     if name == COCART_LOGIN_ALONE:
         return without_update_last_login()
     return nullcontext()
+
+
+@contextmanager
+def both(first: AbstractContextManager[Any], second: AbstractContextManager[Any]) -> Iterator[None]:
+    with first, second:
+        yield
 
 
 def cached_mode() -> Any:

@@ -1,4 +1,6 @@
-"""The DRF authentication class: ``Authorization: Bearer <access token>``."""
+"""The DRF authentication class: ``Authorization: Bearer <access token>``, and
+``Authorization: DPoP <access token>`` with a ``DPoP`` proof for a session bound to a key
+(RFC 9449)."""
 
 from __future__ import annotations
 
@@ -9,24 +11,29 @@ from typing import Any, NoReturn
 from django.db import router
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
+from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext_lazy as _
 from rest_framework.authentication import BaseAuthentication, CSRFCheck
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.request import Request
 
-from . import cookies
+from . import cookies, dpop
+from .dpop_endpoints import checked_proof, remember_proof
 from .http import client_ip, user_agent
 from .models import Token
 from .settings import jwt_settings
 from .signals import token_authenticated
 from .store import cached
 from .store.live import load_live_session
-from .tokens import InvalidToken, verify_access_token
+from .tokens import InvalidToken, confirmation_key, verify_access_token
 from .utils import now
 
 logger = logging.getLogger("cocart_jwt")
 
 ERROR_ATTR = "_cocart_jwt_error"
+SCHEME_ATTR = "_cocart_jwt_scheme"
+INVALID_TOKEN = "invalid_token"  # noqa: S105 (an RFC 6750 error code)
+INVALID_DPOP_PROOF = "invalid_dpop_proof"
 # Other HTTP authentication schemes (the IANA registry's, RFC 9110 11.6): a site serves them on
 # purpose (the login view reads Basic credentials), so a request with one is no client mistake.
 # Anything else, "JWT" (simplejwt, djangorestframework-jwt), "Token" (DRF, knox), a typo or a
@@ -36,7 +43,6 @@ OTHER_SCHEMES = frozenset(
         "basic",
         "concealed",
         "digest",
-        "dpop",
         "hoba",
         "mutual",
         "negotiate",
@@ -70,9 +76,14 @@ class JWTAuthentication(BaseAuthentication):
 
     Returns ``(user, session)``: ``request.auth`` is the ``cocart_jwt.Token`` row, with the
     verified claims in ``request.auth.access_claims``.
+
+    A token bound to a DPoP key (``cnf.jkt``) is accepted only as ``Authorization: DPoP`` with
+    a fresh proof by that key, for this request and this token (``ath``); as a Bearer, or in a
+    cookie, it is refused. The session must be bound to the same key.
     """
 
     keyword = "bearer"
+    dpop_keyword = "dpop"
     www_authenticate_realm = "api"
 
     def authenticate(self, request: Request) -> tuple[Any, Token] | None:
@@ -97,9 +108,12 @@ class JWTAuthentication(BaseAuthentication):
         at = now()
         try:
             claims = verify_access_token(raw)
+            self.check_proof(request, raw, claims)
             session, touch_due = load_live_session(claims["sid"], at)
             if str(session.user_id) != claims["sub"]:
                 raise InvalidToken(f"sub does not match the user of session {session.pk}")
+            if not constant_time_compare(session.dpop_jkt, confirmation_key(claims)):
+                raise InvalidToken(f"session {session.pk} is bound to another DPoP key")
             self.check_binding(session, request)
         except InvalidToken as exc:
             logger.info("Access token refused: %s", exc)
@@ -114,8 +128,32 @@ class JWTAuthentication(BaseAuthentication):
         )
         return session.user, session
 
+    def check_proof(self, request: Request, raw: str, claims: dict[str, Any]) -> None:
+        """A bound token comes with the DPoP scheme and a proof by its key; a bearer one
+        without them. The proof is checked once per request (a login carrying its token has
+        checked it already)."""
+        bound = confirmation_key(claims)
+        if getattr(request, SCHEME_ATTR, None) != self.dpop_keyword:
+            if bound:
+                raise InvalidToken("a DPoP-bound token without the DPoP scheme and a proof")
+            return
+        if not bound:
+            raise InvalidToken("the DPoP scheme with a token bound to no key")
+        proof = checked_proof(request._request, raw)
+        if proof is None:
+            try:
+                proof = dpop.verify_proof(request._request, access_token=raw, nonce_required=False)
+            except dpop.InvalidDPoPProof:  # its reason is logged
+                self.fail(request, INVALID_DPOP_PROOF)
+            remember_proof(request._request, proof, raw)
+        if not constant_time_compare(proof.jkt, bound):
+            logger.info("DPoP proof refused: by another key than the token is bound to")
+            self.fail(request, INVALID_DPOP_PROOF)
+
     def authenticate_header(self, request: Request) -> str:
         error = getattr(request, ERROR_ATTR, None)
+        if getattr(request, SCHEME_ATTR, None) == self.dpop_keyword:
+            return dpop.www_authenticate(error)
         if error:
             return f'Bearer realm="{self.www_authenticate_realm}", error="{error}"'
         return f'Bearer realm="{self.www_authenticate_realm}"'
@@ -124,10 +162,11 @@ class JWTAuthentication(BaseAuthentication):
         """The token after a ``Bearer`` scheme (any case); None when another scheme is used."""
         header = request.META.get("HTTP_AUTHORIZATION", "")
         scheme, sep, credentials = header.strip().partition(" ")
-        if scheme.lower() != self.keyword:
+        if scheme.lower() not in (self.keyword, self.dpop_keyword):
             if scheme:
                 self.log_other_scheme(request, scheme, has_credentials=bool(sep))
             return None
+        setattr(request, SCHEME_ATTR, scheme.lower())
         credentials = credentials.strip()
         if not credentials or " " in credentials:
             logger.info("Access token refused: malformed Authorization header")
@@ -205,6 +244,8 @@ class JWTAuthentication(BaseAuthentication):
         ).update(last_used_at=at)
         session.last_used_at = at
 
-    def fail(self, request: Request) -> NoReturn:
-        setattr(request, ERROR_ATTR, "invalid_token")
-        raise AuthenticationFailed(_("Invalid or expired token."), code="invalid_token")
+    def fail(self, request: Request, error: str = INVALID_TOKEN) -> NoReturn:
+        setattr(request, ERROR_ATTR, error)
+        if error == INVALID_DPOP_PROOF:
+            raise AuthenticationFailed(_("Invalid DPoP proof."), code=INVALID_DPOP_PROOF)
+        raise AuthenticationFailed(_("Invalid or expired token."), code=INVALID_TOKEN)

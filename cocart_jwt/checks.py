@@ -7,7 +7,7 @@ import string that does not import, E010 cache alias not in CACHES, E011 bad TRU
 E012 COCART_JWT is not a dict, E013 cookie transport with insecure cookies while DEBUG is off,
 E014 bad COOKIE_SAMESITE (or SameSite=None without Secure) or cookie name, E015 bad
 RATE_LIMIT_IPV6_PREFIX, E016 a site that issues tokens without ``cocart_jwt.urls`` routed,
-E017, W008, W009, W010 (redis_checks); E018 (idle_checks); E019 E020 W011 (scope_checks); E021.
+E017, W008, W009, W010 (redis_checks); E018 (idle_checks); E019 E020 W011 (scope_checks); E021 W012.
 Warnings: W001 signing key equal to SECRET_KEY, W002 process-local rate-limit cache with DEBUG
 off, W003 cached mode without a shared cache, W004 unknown setting name, W005 no signing key,
 W006 signed-cookie sessions (a login link's Django session cannot be ended by a revocation),

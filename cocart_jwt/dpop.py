@@ -79,6 +79,8 @@ class Proof:
     jti: str
     iat: int
     alg: str
+    # The server nonce it carries (None: none), for a caller that must require one later.
+    nonce: Any = None
 
 
 def verify_proof(
@@ -113,7 +115,7 @@ def _checked(request: HttpRequest, access_token: str | None, nonce_required: boo
     if required:
         check_nonce(signed.claims.get("nonce"))
     claim_jti(signed.jkt, jti)
-    return Proof(jkt=signed.jkt, jti=jti, iat=iat, alg=signed.alg)
+    return Proof(jkt=signed.jkt, jti=jti, iat=iat, alg=signed.alg, nonce=signed.claims.get("nonce"))
 
 
 def required_claims(claims: dict[str, Any]) -> tuple[str, int]:

@@ -4,6 +4,11 @@ E021: ``DPOP_ALGORITHMS`` that is not a non-empty list of asymmetric algorithms 
 verifies proofs with (``dpop_jose.SUPPORTED_ALGORITHMS``), or a ``DPOP_PROOF_LIFETIME`` that is
 not positive (one that is no duration is E005's). At run time a name that is not supported is
 ignored, so a list of such names only refuses every proof.
+
+W012: ``CACHE`` is process-local (local memory, dummy) while ``DEBUG`` is off: a DPoP proof's
+``jti`` is claimed there, so a proof replayed to another process (another gunicorn worker) is
+accepted. DPoP is per client, with no switch to look at, so this warns on every such site, as
+W002 does for rate limits.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
+from .checks import PROCESS_LOCAL_CACHES
 from .dpop_jose import SUPPORTED_ALGORITHMS
 from .settings import DEFAULTS, jwt_settings
 
@@ -32,7 +39,22 @@ LIFETIME_HINT = (
 
 @register(Tags.security, "cocart_jwt")
 def check_dpop(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    return [*check_algorithms(), *check_lifetime()]
+    return [*check_algorithms(), *check_lifetime(), *check_replay_cache()]
+
+
+def check_replay_cache() -> list[CheckMessage]:
+    backend = getattr(settings, "CACHES", {}).get(jwt_settings.CACHE, {}).get("BACKEND")
+    if settings.DEBUG or backend not in PROCESS_LOCAL_CACHES:
+        return []
+    return [
+        Warning(
+            "COCART_JWT CACHE is process-local: a DPoP proof replayed to another process is "
+            "not recognised as a replay.",
+            hint="Use a shared cache (django-redis) for CACHE in production; with a single "
+            "process, local memory holds.",
+            id="cocart_jwt.W012",
+        )
+    ]
 
 
 def check_algorithms() -> list[CheckMessage]:

@@ -19,7 +19,7 @@ from .models import RefreshToken, Token
 from .primary import on_primary
 from .settings import jwt_settings
 from .store.live import load_from_database
-from .tokens import InvalidToken, verify_access_token
+from .tokens import InvalidToken, confirmation_key, verify_access_token
 from .utils import now, sha256_hex
 
 if TYPE_CHECKING:
@@ -108,6 +108,8 @@ def introspect(token: str) -> tuple[dict[str, Any], str]:
         session = load_from_database(claims["sid"], now())
         if str(session.user_id) != claims["sub"]:
             raise InvalidToken(f"sub does not match the user of session {session.pk}")
+        if not constant_time_compare(session.dpop_jkt, confirmation_key(claims)):
+            raise InvalidToken(f"session {session.pk} is bound to another DPoP key")
     except InvalidToken as exc:
         return {"active": False}, f"inactive: {exc}"
     return active(claims, session), f"active, session {session.pk}"
@@ -122,13 +124,7 @@ def active(claims: dict[str, Any], session: Token) -> dict[str, Any]:
     }
     if "scope" in claims:  # a personal token's (the verifier checked it is a string)
         answer["scope"] = claims["scope"]
-    answer["token_type"] = "DPoP" if key_bound(claims) else "Bearer"
+    answer["token_type"] = "DPoP" if confirmation_key(claims) else "Bearer"
     answer.update((name, claims[name]) for name in ALWAYS_SHOWN)
     answer.update((name, claims[name]) for name in SHOWN_WHEN_PRESENT if name in claims)
     return answer
-
-
-def key_bound(claims: dict[str, Any]) -> bool:
-    """Whether the token is bound to a DPoP key (RFC 9449 section 6: ``cnf.jkt``)."""
-    confirmation = claims.get("cnf")
-    return isinstance(confirmation, dict) and isinstance(confirmation.get("jkt"), str)

@@ -23,6 +23,7 @@ from .issued import (
 from .passwords import password_fingerprint, password_unchanged
 from .settings import jwt_settings
 from .signals import refresh_token_reused, token_refreshed
+from .store import cached
 from .tokens import mint_access_token
 from .utils import now, sha256_hex
 
@@ -52,6 +53,16 @@ def check_dpop_key(session: Token, dpop_jkt: str) -> None:
     if session.dpop_jkt and not constant_time_compare(session.dpop_jkt, dpop_jkt):
         proof = "a proof by another key" if dpop_jkt else "no DPoP proof"
         raise DPoPKeyMismatch(f"session {session.pk} is bound to a DPoP key; got {proof}")
+
+
+def bind(session: Token, dpop_jkt: str) -> None:
+    """Bind ``session`` to the key ``dpop_jkt`` (once ``check_dpop_key`` passed): from now on
+    only tokens with that ``cnf.jkt`` are accepted, so cached snapshots, which still say
+    "unbound", are marked stale."""
+    if dpop_jkt and dpop_jkt != session.dpop_jkt:
+        session.dpop_jkt = dpop_jkt
+        cached.mark_stale([session.pk])
+        logger.info("Session %s bound to a DPoP key", session.pk)
 
 
 def renew(
@@ -173,7 +184,7 @@ def rotate_in_one_statement(
             if done.expires_at is None:  # revoked between the statement's read and write
                 raise RefreshError(f"session {session.pk} was revoked meanwhile")
             session.expires_at, session.last_used_at = done.expires_at, at
-            session.dpop_jkt = dpop_jkt
+            bind(session, dpop_jkt)  # the statement wrote it
             fingerprint = password_fingerprint(session.user)
             if fingerprint != session.password_fingerprint:  # made with a fallback key
                 manager.filter(pk=session.pk).update(password_fingerprint=fingerprint)
@@ -249,7 +260,7 @@ def extend(
     )
     session.last_used_at = at
     session.password_fingerprint = password_fingerprint(session.user)
-    session.dpop_jkt = dpop_jkt or session.dpop_jkt
+    bind(session, dpop_jkt)
     manager.filter(pk=session.pk).update(
         expires_at=session.expires_at,
         last_used_at=at,

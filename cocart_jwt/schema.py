@@ -30,13 +30,27 @@ else:
     HAS_SPECTACULAR = True
 
     class JWTAuthenticationScheme(OpenApiAuthenticationExtension):
-        """``Authorization: Bearer <access token>``, an HTTP bearer scheme of format JWT."""
+        """``Authorization: Bearer <access token>``, an HTTP bearer scheme of format JWT; or,
+        for a session bound to a key, ``Authorization: DPoP <access token>`` with a ``DPoP``
+        proof header (RFC 9449): either one."""
 
         target_class = "cocart_jwt.authentication.JWTAuthentication"
-        name = "jwtAuth"
+        name = ["jwtAuth", "dpopAuth"]
 
-        def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-            return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        def get_security_definition(self, auto_schema: Any) -> list[dict[str, str]]:
+            return [
+                {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                {  # bearerFormat belongs to the bearer scheme alone (OpenAPI 3.0)
+                    "type": "http",
+                    "scheme": "dpop",
+                    "description": "A DPoP-bound access token (RFC 9449): `Authorization: DPoP "
+                    "<token>`, with a fresh proof by the session's key in the `DPoP` header "
+                    "(docs/dpop.md).",
+                },
+            ]
+
+        def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[Any]]]:
+            return [{"jwtAuth": []}, {"dpopAuth": []}]  # either scheme, not both
 
     class ScopeNameSchema(OpenApiSerializerFieldExtension):
         """A scope name a personal token may be given: one of the site's ``SCOPES``, read

@@ -18,6 +18,8 @@ from rest_framework.response import Response
 from . import ratelimit
 from .authentication import JWTAuthentication
 from .choices import Event
+from .dpop_endpoints import InvalidDPoPProofError, proven_key
+from .issued import DPoPKeyMismatch
 from .models import Token
 from .permissions import CredentialedSession
 from .schema import (
@@ -39,6 +41,7 @@ class ReauthenticateView(CookieSetting, BearerView):
     session, with a fresh ``auth_time`` and every earlier refresh token spent."""
 
     rate_limit = "reauthenticate"
+    dpop_endpoint = True
     # Only a session a login started has an auth_time to renew: a personal token, an
     # admin-made one (the admin's, the CLI's, a login link's) and a session-kind token without
     # auth_time are a 403 before any password is checked. The token says so, no query needed.
@@ -61,6 +64,7 @@ class ReauthenticateView(CookieSetting, BearerView):
     )
     def post(self, request: Request) -> Response:
         session = self.session(request)
+        dpop_jkt = proven_key(request)  # a bound session's proof: checked by the authentication
         # Per user too: a stolen access token used from many addresses guesses no faster.
         self.limit("reauthenticate", ratelimit.user_identity(request.user))
         serializer = ReauthenticateSerializer(data=request.data)
@@ -70,7 +74,13 @@ class ReauthenticateView(CookieSetting, BearerView):
         if user is None or user.pk != request.user.pk:
             logger.info("Reauthentication refused: wrong password for session %s", session.pk)
             raise invalid_credentials()
-        issued = Token.objects.renew(session, request=request._request, event=Event.REAUTHENTICATED)
+        try:
+            issued = Token.objects.renew(
+                session, request=request._request, event=Event.REAUTHENTICATED, dpop_jkt=dpop_jkt
+            )
+        except DPoPKeyMismatch as exc:  # a bound session's proof by another key: nothing spent
+            logger.info("Reauthentication refused: %s", exc)
+            raise InvalidDPoPProofError() from None
         if issued is None:  # revoked or expired since the request was authenticated
             logger.info("Reauthentication refused: session %s is no longer live", session.pk)
             JWTAuthentication().fail(request)

@@ -35,8 +35,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import cookies, ratelimit
 from .authentication import JWTAuthentication
+from .dpop_endpoints import InvalidDPoPProofError, add_nonce, proven_key
 from .http import client_ip, no_store
-from .issued import IssuedTokens, RefreshError
+from .issued import DPoPKeyMismatch, IssuedTokens, RefreshError
 from .keys import keyring
 from .models import Token
 from .parsers import JSONParser
@@ -83,9 +84,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 class JWTView(APIView):
     """Base of the endpoints: errors with codes, a refused token a 401 (never 403) with a
     Bearer challenge, and the endpoint's per-IP rate limit counted before anything else runs.
+    A ``dpop_endpoint`` (login, refresh, reauthenticate) answers with a fresh ``DPoP-Nonce``
+    while ``DPOP_REQUIRE_NONCE`` is on.
     """
 
     rate_limit: str | None = None
+    dpop_endpoint = False
     # JSON (too deep a document is a 400, not a 500), form and multipart, whatever the site's
     # DEFAULT_PARSER_CLASSES: the contract's login bodies, and no parser of unknown safety.
     parser_classes = [JSONParser, FormParser, MultiPartParser]
@@ -135,7 +139,7 @@ class JWTView(APIView):
             tightest = min(usages, key=lambda usage: usage.remaining)
             for header, value in tightest.headers().items():
                 response[header] = value
-        return response
+        return add_nonce(response) if self.dpop_endpoint else response
 
 
 class PublicView(JWTView):
@@ -198,7 +202,10 @@ class CookieSetting(JWTView):
 
 
 class CookieSettingView(CookieSetting, PublicView):
-    """Login and refresh: public, and under the cookie rules of ``CookieSetting``."""
+    """Login and refresh: public, under the cookie rules of ``CookieSetting``; a DPoP proof
+    binds the session they start or refresh (docs/dpop.md)."""
+
+    dpop_endpoint = True
 
 
 @method_decorator(sensitive_post_parameters("password"), name="dispatch")
@@ -221,6 +228,8 @@ class LoginView(CookieSettingView):
     )
     def post(self, request: Request) -> Response:
         username, password = self.get_credentials(request)
+        # The proof before the password: a client told to fetch a nonce has not spent a guess.
+        dpop_jkt = proven_key(request)
         self.limit("login_username", username.casefold())
         user = check_credentials(request, username, password)
         if user is None:
@@ -229,9 +238,11 @@ class LoginView(CookieSettingView):
         # One transaction (one commit) for last_login and the new session.
         with transaction.atomic():
             user_logged_in.send(sender=type(user), request=request._request, user=user)
-            issued = self.renew_bearer_session(request, user)
+            issued = self.renew_bearer_session(request, user, dpop_jkt)
             if issued is None:
-                issued = Token.objects.issue(user, request=request._request, login=True)
+                issued = Token.objects.issue(
+                    user, request=request._request, login=True, dpop_jkt=dpop_jkt
+                )
         return token_response(issued)
 
     def get_credentials(self, request: Request) -> tuple[str, str]:
@@ -252,8 +263,11 @@ class LoginView(CookieSettingView):
             raise ParseError(_("Malformed HTTP Basic credentials."))
         return {"username": username, "password": password}
 
-    def renew_bearer_session(self, request: Request, user: Any) -> IssuedTokens | None:
-        """A valid Bearer of the same user keeps its session; any other changes nothing."""
+    def renew_bearer_session(
+        self, request: Request, user: Any, dpop_jkt: str
+    ) -> IssuedTokens | None:
+        """A valid Bearer (or DPoP-bound token) of the same user keeps its session; any other
+        changes nothing. A bound session's proof was checked by the authentication."""
         # No CSRF token needed for an access cookie here: the password proves intent, and
         # cross-site logins never get this far (CookieSettingView).
         try:
@@ -262,7 +276,10 @@ class LoginView(CookieSettingView):
             return None
         if result is None or result[0].pk != user.pk:
             return None
-        return Token.objects.renew(result[1], request=request._request)
+        try:
+            return Token.objects.renew(result[1], request=request._request, dpop_jkt=dpop_jkt)
+        except DPoPKeyMismatch:  # a proof-less login with a bound session's token
+            return None
 
 
 class RefreshView(CookieSettingView):
@@ -287,8 +304,14 @@ class RefreshView(CookieSettingView):
         serializer.is_valid(raise_exception=True)
         refresh_token = serializer.validated_data["refresh_token"]
         self.limit("refresh_token", refresh_token)
+        dpop_jkt = proven_key(request)
         try:
-            issued = Token.objects.rotate(refresh_token, request=request._request)
+            issued = Token.objects.rotate(
+                refresh_token, request=request._request, dpop_jkt=dpop_jkt
+            )
+        except DPoPKeyMismatch as exc:  # nothing was spent: the client retries with its key
+            logger.info("Refresh refused: %s", exc)
+            raise InvalidDPoPProofError() from None
         except RefreshError as exc:
             logger.info("Refresh refused: %s", exc)
             raise AuthenticationFailed(

@@ -18,6 +18,12 @@ only, and never printed in full.
 
 Start the server with ``COCART_JWT_REAUTH_MAX_AGE=3`` to see the reauthentication.
 
+With ``--dpop`` the client holds a DPoP key (RFC 9449, ``DPoPKey``: the part to copy for
+sender-constrained tokens) and signs a fresh proof for every request: the session is bound to
+the key, its tokens go as ``Authorization: DPoP <token>``, and the journey shows that the same
+token sent as a Bearer, or with a replayed proof, is refused. A server that asks for a nonce
+(``DPOP_REQUIRE_NONCE``) gets one: the client retries once with the ``DPoP-Nonce`` it sent.
+
 When the access token lives at most ``--max-wait`` seconds (start the server with
 ``COCART_JWT_ACCESS_TOKEN_LIFETIME=5`` to see it), the client waits for it to expire and
 the refresh happens for real; otherwise it refreshes on purpose to show the rotation.
@@ -26,13 +32,20 @@ the refresh happens for real; otherwise it refreshes on purpose to show the rota
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import secrets
 import sys
 import time
+from base64 import urlsafe_b64encode
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 
 DEFAULT_BASE_URL = os.environ.get("STORE_URL", "http://127.0.0.1:8000")
 AUTH = "/api/auth/"
@@ -47,15 +60,60 @@ def short(token: str) -> str:
     return f"{token[:10]}...({len(token)} chars)"
 
 
+def b64url(raw: bytes) -> str:
+    return urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+class DPoPKey:
+    """A DPoP key (RFC 9449): an EC P-256 pair (ES256) that never leaves the client (a browser
+    keeps a non-extractable WebCrypto key: docs/dpop.md), and the server's latest nonce."""
+
+    algorithm = "ES256"
+
+    def __init__(self) -> None:
+        self._private = ec.generate_private_key(ec.SECP256R1())
+        public: dict[str, Any] = ECAlgorithm.to_jwk(self._private.public_key(), as_dict=True)
+        self.jwk = {name: public[name] for name in ("kty", "crv", "x", "y")}
+        self.nonce: str | None = None
+
+    @property
+    def thumbprint(self) -> str:
+        """RFC 7638: what the server puts in the access token's ``cnf.jkt``."""
+        members = ",".join(f'"{name}":"{self.jwk[name]}"' for name in ("crv", "kty", "x", "y"))
+        return b64url(hashlib.sha256(f"{{{members}}}".encode()).digest())
+
+    def proof(self, method: str, url: str, access_token: str | None = None) -> str:
+        """A fresh proof for one request to ``url`` (its query and fragment are left out)."""
+        scheme, netloc, path, _query, _fragment = urlsplit(url)
+        claims: dict[str, Any] = {
+            "jti": secrets.token_urlsafe(16),
+            "htm": method.upper(),
+            "htu": urlunsplit((scheme, netloc, path, "", "")),
+            "iat": int(time.time()),
+        }
+        if access_token is not None:
+            claims["ath"] = b64url(hashlib.sha256(access_token.encode("ascii")).digest())
+        if self.nonce is not None:
+            claims["nonce"] = self.nonce
+        headers = {"typ": "dpop+jwt", "jwk": self.jwk}
+        return jwt.encode(claims, self._private, algorithm=self.algorithm, headers=headers)
+
+
 class StoreClient:
     """``ask_password`` is called when the server wants the password again: a real app asks
     its user then; this script answers with the one it logged in with."""
 
     def __init__(
-        self, base_url: str, ask_password: Callable[[], str], *, timeout: float = 10.0
+        self,
+        base_url: str,
+        ask_password: Callable[[], str],
+        *,
+        timeout: float = 10.0,
+        dpop: DPoPKey | None = None,
     ) -> None:
         self.http = httpx.Client(base_url=base_url, timeout=timeout)
         self.ask_password = ask_password
+        self.dpop = dpop
         self.access_token: str | None = None
         self.refresh_token: str | None = None
         self.sid: str | None = None
@@ -69,9 +127,7 @@ class StoreClient:
     # -- tokens ---------------------------------------------------------------------------
 
     def login(self, username: str, password: str) -> dict[str, Any]:
-        response = self.http.post(
-            f"{AUTH}login/", json={"username": username, "password": password}
-        )
+        response = self.post(f"{AUTH}login/", {"username": username, "password": password})
         if response.status_code == 429:
             raise JourneyError(
                 f"login rate limited (429): try again in {response.headers.get('Retry-After')} s"
@@ -82,15 +138,15 @@ class StoreClient:
     def refresh(self) -> dict[str, Any]:
         if self.refresh_token is None:
             raise JourneyError("no refresh token to refresh with")
-        response = self.http.post(f"{AUTH}refresh/", json={"refresh_token": self.refresh_token})
+        response = self.post(f"{AUTH}refresh/", {"refresh_token": self.refresh_token})
         expect(response, 200, "refresh")
         self.refreshes += 1
         return self.keep(response.json())
 
     def reauthenticate(self) -> dict[str, Any]:
         """The password again, for the same session: a fresh ``auth_time``, a new pair."""
-        response = self.http.post(
-            f"{AUTH}reauthenticate/", json={"password": self.ask_password()}, headers=self.bearer()
+        response = self.post(
+            f"{AUTH}reauthenticate/", {"password": self.ask_password()}, self.access_token
         )
         expect(response, 200, "reauthenticate")
         self.reauthentications += 1
@@ -103,8 +159,31 @@ class StoreClient:
         self.access_expires_at = time.monotonic() + pair["expires_in"]
         return pair
 
+    def post(self, path: str, body: dict[str, Any], token: str | None = None) -> httpx.Response:
+        """POST to a token endpoint; with DPoP, a proof, and once more with the server's nonce
+        when it answers ``use_dpop_nonce`` (RFC 9449 section 8)."""
+        response = self.http.post(path, json=body, headers=self.credentials("POST", path, token))
+        if self.dpop is not None and response.headers.get("DPoP-Nonce"):
+            self.dpop.nonce = response.headers["DPoP-Nonce"]
+            if response.status_code == 400 and response.json().get("error") == "use_dpop_nonce":
+                headers = self.credentials("POST", path, token)
+                response = self.http.post(path, json=body, headers=headers)
+        return response
+
     def logout(self) -> httpx.Response:
-        return self.http.post(f"{AUTH}logout/", headers=self.bearer())
+        return self.http.post(f"{AUTH}logout/", headers=self.credentials("POST", f"{AUTH}logout/"))
+
+    def credentials(self, method: str, path: str, token: str | None = None) -> dict[str, str]:
+        """``Authorization`` for ``token`` (default: the access token, if any) and, with DPoP,
+        a fresh proof for this request (a token endpoint's without a token has no ``ath``)."""
+        token = token if token is not None else self.access_token
+        if self.dpop is None:
+            return self.bearer(token)
+        url = str(self.http.base_url.join(path))
+        headers = {"DPoP": self.dpop.proof(method, url, token)}
+        if token:
+            headers["Authorization"] = f"DPoP {token}"
+        return headers
 
     def bearer(self, token: str | None = None) -> dict[str, str]:
         token = token or self.access_token
@@ -115,14 +194,16 @@ class StoreClient:
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Call the API with the access token; if it was refused, refresh once and retry; if
         the login is not recent enough, reauthenticate once and retry."""
-        response = self.http.request(method, path, headers=self.bearer(), **kwargs)
+        response = self.http.request(method, path, headers=self.credentials(method, path), **kwargs)
         if challenged(response, "invalid_token"):
             say(f"  {method} {path} -> 401 invalid_token: the access token expired; refreshing")
             old_sid = self.sid
             self.refresh()
             same = "same session" if self.sid == old_sid else "NEW session?"
             say(f"  refreshed: new access token {short(self.access_token or '')}, {same}")
-            response = self.http.request(method, path, headers=self.bearer(), **kwargs)
+            response = self.http.request(
+                method, path, headers=self.credentials(method, path), **kwargs
+            )
         if challenged(response, "insufficient_user_authentication"):
             max_age = response.headers["WWW-Authenticate"].rpartition("max_age=")[2]
             say(
@@ -133,7 +214,9 @@ class StoreClient:
             self.reauthenticate()
             same = "same session" if self.sid == old_sid else "NEW session?"
             say(f"  reauthenticated: new access token {short(self.access_token or '')}, {same}")
-            response = self.http.request(method, path, headers=self.bearer(), **kwargs)
+            response = self.http.request(
+                method, path, headers=self.credentials(method, path), **kwargs
+            )
         return response
 
 
@@ -155,8 +238,10 @@ def expect(response: httpx.Response, status: int, what: str) -> None:
 
 
 def journey(client: StoreClient, username: str, password: str, max_wait: float) -> None:
-    say(f"1. Log in as {username}")
+    say(f"1. Log in as {username}" + (" with a DPoP key" if client.dpop else ""))
     pair = client.login(username, password)
+    if client.dpop is not None and pair["token_type"] != "DPoP":  # noqa: S105 (a scheme)
+        raise JourneyError(f"login with a DPoP proof gave token_type {pair['token_type']}")
     say(
         f"   200: session {pair['sid']}, access token {short(pair['access_token'])} "
         f"for {pair['expires_in']} s, refresh token for {pair['refresh_expires_in']} s"
@@ -229,6 +314,9 @@ def journey(client: StoreClient, username: str, password: str, max_wait: float) 
         raise JourneyError("the cart is not empty after checkout")
     say(f"   201: order {placed['id']}, total {placed['total']}; the cart is empty again")
 
+    if client.dpop is not None:
+        stolen_token_refused(client)
+
     say("6. Log out")
     revoked_access, revoked_refresh = client.access_token, client.refresh_token
     logout = client.logout()
@@ -236,15 +324,29 @@ def journey(client: StoreClient, username: str, password: str, max_wait: float) 
     say("   204: the session is revoked")
 
     say("7. The old tokens are refused")
-    refused = client.http.get("/api/cart/", headers=client.bearer(revoked_access))
+    refused = client.http.get(
+        "/api/cart/", headers=client.credentials("GET", "/api/cart/", revoked_access)
+    )
     expect(refused, 401, "cart with the logged-out access token")
-    refused_refresh = client.http.post(f"{AUTH}refresh/", json={"refresh_token": revoked_refresh})
+    refused_refresh = client.post(f"{AUTH}refresh/", {"refresh_token": revoked_refresh or ""})
     expect(refused_refresh, 401, "refresh with the logged-out refresh token")
     say(
         f"   access token: {refused.status_code} {refused.json()['code']}; "
         f"refresh token: {refused_refresh.status_code} {refused_refresh.json()['code']}"
     )
     say("Journey complete: every step behaved as expected.")
+
+
+def stolen_token_refused(client: StoreClient) -> None:
+    """What DPoP is for: the access token alone, or with a proof already used, is refused."""
+    say("   DPoP: the same access token without the key is refused")
+    as_bearer = client.http.get("/api/cart/", headers=client.bearer())
+    expect(as_bearer, 401, "the DPoP-bound access token sent as a Bearer")
+    headers = client.credentials("GET", "/api/cart/")
+    expect(client.http.get("/api/cart/", headers=headers), 200, "cart with a fresh proof")
+    replayed = client.http.get("/api/cart/", headers=headers)
+    expect(replayed, 401, "the same proof sent again")
+    say(f"   as a Bearer: {as_bearer.status_code}; with a replayed proof: {replayed.status_code}")
 
 
 def expect_one_of(response: httpx.Response, statuses: tuple[int, ...], what: str) -> None:
@@ -265,8 +367,12 @@ def main(argv: list[str] | None = None) -> int:
         default=30,
         help="wait for the access token to expire if it lives at most this long (seconds)",
     )
+    parser.add_argument(
+        "--dpop", action="store_true", help="bind the session to a DPoP key (RFC 9449)"
+    )
     args = parser.parse_args(argv)
-    client = StoreClient(args.base_url, ask_password=lambda: args.password)
+    dpop = DPoPKey() if args.dpop else None
+    client = StoreClient(args.base_url, ask_password=lambda: args.password, dpop=dpop)
     try:
         journey(client, args.username, args.password, args.max_wait)
     except JourneyError as exc:

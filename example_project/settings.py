@@ -17,6 +17,7 @@ loud warning). Everything real comes from the environment:
 ``COCART_JWT_SESSION_CACHE_TTL``  seconds; 0 (default) is strict mode
 ``COCART_JWT_ACCESS_TOKEN_LIFETIME``  seconds (default 900)
 ``COCART_JWT_REAUTH_MAX_AGE``   seconds a login counts as recent for checkout (default 300)
+``COCART_JWT_DPOP_REQUIRE_NONCE``  ``1``: DPoP proofs at login and refresh need a server nonce
 ``COCART_JWT_RATE_LIMITS``      JSON merged over the defaults: ``{"login": "20/min"}``
 ``COCART_JWT_TRUSTED_PROXIES``  comma-separated IPs or networks of your reverse proxies
 ``DJANGO_PASSWORD_HASHERS``     comma-separated hasher paths (tests and load checks only)
@@ -193,6 +194,7 @@ COCART_JWT: dict[str, Any] = {
     "SESSION_CACHE_TTL": int(os.environ.get("COCART_JWT_SESSION_CACHE_TTL", "0")),
     "ACCESS_TOKEN_LIFETIME": int(os.environ.get("COCART_JWT_ACCESS_TOKEN_LIFETIME", "900")),
     "REAUTH_MAX_AGE": int(os.environ.get("COCART_JWT_REAUTH_MAX_AGE", "300")),
+    "DPOP_REQUIRE_NONCE": os.environ.get("COCART_JWT_DPOP_REQUIRE_NONCE") == "1",
     "TRUSTED_PROXIES": env_list("COCART_JWT_TRUSTED_PROXIES"),
     # What a personal access token (POST /api/auth/tokens/) may be given; the views name the
     # ones they need. Checkout also takes a recent login, which no personal token has.

@@ -15,20 +15,26 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def bench_database() -> dict[str, str]:
-    """A benchmark database of these tests' own, made afresh by the bench (prepare_database):
-    one left by other code could hold migrations this code does not have."""
+def fresh_database(name: str) -> str | None:
+    """The URL of a benchmark database of these tests' own, dropped first so the bench makes it
+    afresh: one left by other code (an earlier checkout, on the same server) could hold
+    migrations this code does not have. None without PostgreSQL."""
     from tests.services import postgres_url
 
     url = postgres_url()
     if url is None:
-        return {}
+        return None
     import psycopg
 
     server = urlsplit(url)._replace(path="/postgres").geturl()
     with psycopg.connect(server, autocommit=True) as connection:
-        connection.execute('DROP DATABASE IF EXISTS "cocart_jwt_bench_tests" WITH (FORCE)')
-    return {"BENCH_DATABASE_URL": urlsplit(url)._replace(path="/cocart_jwt_bench_tests").geturl()}
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return urlsplit(url)._replace(path=f"/{name}").geturl()
+
+
+def bench_database() -> dict[str, str]:
+    url = fresh_database("cocart_jwt_bench_tests")
+    return {} if url is None else {"BENCH_DATABASE_URL": url}
 
 
 def run_bench(*arguments: str) -> str:
@@ -82,6 +88,14 @@ def test_bench_auth_counts_queries_and_round_trips(auth_report):
         r"^\| (cocart_jwt \w+) \| [-\d,.]+ \| [\d,.]+ \| -?[\d.]+x \|$", section, re.M
     )
     assert overheads == ["cocart_jwt cached", "cocart_jwt strict"]
+    # DPoP adds no query: the proof's jti is claimed in Redis.
+    assert rows["cocart_jwt strict, DPoP"] == ("1", "1")
+    assert rows["cocart_jwt cached, DPoP"] == ("0", "0")
+    dpop = auth_report.split("### DPoP beside Bearer")[1].split("###")[0]
+    compared = re.findall(
+        r"^\| (cocart_jwt \w+) \| [\d,.]+ \| [\d,.]+ \| -?[\d,.]+ \| [\d.]+x \|$", dpop, re.M
+    )
+    assert compared == ["cocart_jwt strict", "cocart_jwt cached"]
 
 
 @pytest.mark.postgres
@@ -135,10 +149,8 @@ def test_bench_throughput_answers_every_request_and_reports_its_targets():
 
 @pytest.mark.postgres
 def test_bench_scale_loads_and_measures_every_admin_page():
-    """bench/scale.py on a small data set of its own (reused when loaded already)."""
-    from tests.services import postgres_url
-
-    database = urlsplit(str(postgres_url()))._replace(path="/cocart_jwt_scale_smoke").geturl()
+    """bench/scale.py on a small data set of its own, loaded afresh."""
+    database = fresh_database("cocart_jwt_scale_smoke")
     result = subprocess.run(
         [
             sys.executable,

@@ -414,3 +414,56 @@ def test_a_due_touch_is_written_by_one_process_once_per_interval(
 
 def touch_key(sid: str) -> str:
     return "cocart_jwt:{" + sid + "}:touch"
+
+
+# -- DPoP: a proof is good once, in whichever process sees it first ------------------------------
+
+SHOP = "shop.test"  # both servers answer to one host name, so one proof fits either
+
+
+def dpop_post_login(server: Server, user: Any, password: str, key: Any) -> dict[str, Any]:
+    from tests.dpop_clients import proof
+
+    value = proof(key=key, htm="POST", htu=f"http://{SHOP}{AUTH}login/")
+    response = requests.post(
+        f"{server.base}{AUTH}login/",
+        json={"username": user.username, "password": password},
+        headers={"Host": SHOP, "DPoP": value},
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_dpop_proof_used_on_a_is_a_replay_on_b(
+    live: tuple[Server, Server], user: Any, password: str
+) -> None:
+    import hashlib
+    from base64 import urlsafe_b64encode
+
+    from tests.dpop_clients import private_key, proof
+
+    a, b = live
+    key = private_key("ES256", 3)
+    pair = dpop_post_login(a, user, password, key)
+    token = pair["access_token"]
+    ath = urlsafe_b64encode(hashlib.sha256(token.encode()).digest()).rstrip(b"=").decode()
+
+    def headers() -> dict[str, str]:
+        value = proof(key=key, htm="GET", htu=f"http://{SHOP}{ME}", claims={"ath": ath})
+        return {"Host": SHOP, "Authorization": f"DPoP {token}", "DPoP": value}
+
+    once = headers()
+    assert requests.get(f"{a.base}{ME}", headers=once, timeout=TIMEOUT).status_code == 200
+    replayed = requests.get(f"{b.base}{ME}", headers=once, timeout=TIMEOUT)
+    assert replayed.status_code == 401
+    assert replayed.headers["WWW-Authenticate"].startswith('DPoP error="invalid_dpop_proof"')
+    assert "jti already used with this key" in b.output()
+    # A fresh proof is fine on either; the token as a Bearer on neither.
+    for server in (b, a):
+        assert requests.get(f"{server.base}{ME}", headers=headers(), timeout=TIMEOUT).ok
+        as_bearer = {"Host": SHOP, "Authorization": f"Bearer {token}"}
+        assert (
+            requests.get(f"{server.base}{ME}", headers=as_bearer, timeout=TIMEOUT).status_code
+            == 401
+        )

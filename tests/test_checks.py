@@ -529,7 +529,7 @@ def test_process_local_rate_limit_cache_with_debug_is_clean(
 
 def test_cached_mode_with_process_local_cache_is_w003(settings: Any, shared_caches: None) -> None:
     configure(settings, SESSION_CACHE_TTL=30, CACHE="locmem")
-    assert cocart_ids() == ["cocart_jwt.W003"]
+    assert cocart_ids() == ["cocart_jwt.W003", "cocart_jwt.W012"]  # W012: DPoP replay
 
 
 def test_cached_mode_with_shared_cache_is_clean(settings: Any, shared_caches: None) -> None:
@@ -537,9 +537,11 @@ def test_cached_mode_with_shared_cache_is_clean(settings: Any, shared_caches: No
     assert cocart_ids() == []
 
 
-def test_strict_mode_with_process_local_cache_is_clean(settings: Any, shared_caches: None) -> None:
+def test_strict_mode_with_process_local_cache_warns_only_of_dpop_replay(
+    settings: Any, shared_caches: None
+) -> None:
     configure(settings, SESSION_CACHE_TTL=0, CACHE="locmem")
-    assert cocart_ids() == []
+    assert cocart_ids() == ["cocart_jwt.W012"]  # no W003: strict mode reads the database
 
 
 def test_unknown_setting_name_is_w004(settings: Any, shared_caches: None) -> None:

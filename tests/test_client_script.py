@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import redis_url
 from tests.test_store import DEMO, JWT_PATTERN, ROOT, StoreServer, free_port
 
 CLIENT = ROOT / "example_project" / "client.py"
@@ -33,6 +34,15 @@ def short_lived_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stor
         yield server
     finally:
         server.stop()
+
+
+def assert_in_order(out: str, steps: list[str]) -> None:
+    """Each step is in ``out``, in this order."""
+    position = 0
+    for step in steps:
+        found = out.find(step, position)
+        assert found >= 0, f"{step!r} missing (or out of order) in:\n{out}"
+        position = found + len(step)
 
 
 def run_client(*args: str) -> subprocess.CompletedProcess[str]:
@@ -73,11 +83,7 @@ def test_the_client_completes_the_journey_refreshing_and_reauthenticating_when_a
         "access token: 401 invalid_token; refresh token: 401 invalid_grant",
         "Journey complete",
     ]
-    position = 0
-    for step in steps:  # each one, in this order
-        found = out.find(step, position)
-        assert found >= 0, f"{step!r} missing (or out of order) in:\n{out}"
-        position = found + len(step)
+    assert_in_order(out, steps)
     assert not JWT_PATTERN.search(out), "the client printed a whole token"
 
     # The server saw the expiry, and the order the client reported is really there.
@@ -128,3 +134,48 @@ def test_the_client_fails_with_a_message_when_no_server_answers(tmp_path: Path) 
 
     assert result.returncode == 1
     assert "FAILED: cannot talk to http://127.0.0.1:" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def dpop_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreServer]:
+    """Short-lived tokens and a server that wants DPoP nonces (RFC 9449 section 8). Its two
+    workers claim proofs in the suite's Redis, as production would (W012); without Redis it
+    runs one worker, whose local memory sees every proof."""
+    shared = {"REDIS_URL": url} if (url := redis_url()) else {"WEB_CONCURRENCY": "1"}
+    server = StoreServer(
+        tmp_path_factory.mktemp("dpop-store"),
+        COCART_JWT_ACCESS_TOKEN_LIFETIME="2",
+        COCART_JWT_REAUTH_MAX_AGE="3",
+        COCART_JWT_DPOP_REQUIRE_NONCE="1",
+        **shared,
+    )
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_client_completes_the_journey_with_dpop(dpop_store: StoreServer) -> None:
+    result = run_client("--base-url", dpop_store.base, "--max-wait", "10", "--dpop")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    steps = [
+        "1. Log in as demo with a DPoP key",
+        "refreshed: new access token",
+        "same session",
+        "reauthenticated: new access token",
+        "DPoP: the same access token without the key is refused",
+        "as a Bearer: 401; with a replayed proof: 401",
+        "204: the session is revoked",
+        "access token: 401 invalid_token; refresh token: 401 invalid_grant",
+        "Journey complete",
+    ]
+    assert_in_order(out, steps)
+    assert not JWT_PATTERN.search(out), "the client printed a whole token"
+    # The server bound the session, asked for a nonce first, and refused the stolen uses.
+    log = dpop_store.output()
+    assert "DPoP proof refused: nonce required but the proof has none" in log
+    assert "a DPoP-bound token without the DPoP scheme" in log
+    assert "jti already used with this key" in log

@@ -588,3 +588,19 @@ def test_what_the_client_sent_never_reaches_the_log(logs: pytest.LogCaptureFixtu
 
     assert json.dumps(jwk["x"])[1:-1] not in logs.text
     assert "elsewhere" not in logs.text and "PUT" not in logs.text
+
+
+def test_a_process_local_replay_cache_is_w012_with_debug_off(settings: Any) -> None:
+    from django.core.checks import run_checks
+
+    settings.DEBUG = False
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "w"}
+    }
+    found = [m for m in run_checks() if m.id == "cocart_jwt.W012"]
+    assert len(found) == 1
+    assert "replayed to another process" in found[0].msg
+    assert "django-redis" in found[0].hint
+
+    settings.DEBUG = True  # development: one process
+    assert not [m for m in run_checks() if m.id == "cocart_jwt.W012"]

@@ -249,10 +249,13 @@ def test_without_an_issuer_there_is_no_iss(client, user, password, settings):
     assert "iss" not in body and "aud" not in body
 
 
+JKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+
+
 def without_client_id_with_a_dpop_key(payload: dict[str, Any], user: Any) -> dict[str, Any]:
-    """A PAYLOAD_HOOK: tokens minted before client_id existed; a DPoP-bound token's cnf."""
+    """A PAYLOAD_HOOK: tokens minted before client_id existed."""
     del payload["client_id"]
-    return {**payload, "cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}
+    return payload
 
 
 def test_a_token_without_client_id_says_the_sites_and_a_dpop_bound_one_says_so(
@@ -263,13 +266,30 @@ def test_a_token_without_client_id_says_the_sites_and_a_dpop_bound_one_says_so(
         "PAYLOAD_HOOK": "tests.test_introspection.without_client_id_with_a_dpop_key",
         "CLIENT_ID": "shop-web",
     }
-    issued = Token.objects.issue(user, kind=Kind.ADMIN, refreshable=False)
+    issued = Token.objects.issue(user, kind=Kind.ADMIN, refreshable=False, dpop_jkt=JKT)
     assert "client_id" not in issued.access_claims
+    assert issued.access_claims["cnf"] == {"jkt": JKT}
 
     body = answer(introspect(client, caller, issued.access_token))
 
     assert (body["client_id"], body["token_type"]) == ("shop-web", "DPoP")
     assert "cnf" not in body
+
+
+def mismatched_key(payload: dict[str, Any], user: Any) -> dict[str, Any]:
+    """A PAYLOAD_HOOK that claims a key the session is not bound to."""
+    return {**payload, "cnf": {"jkt": JKT}}
+
+
+def test_a_token_whose_key_is_not_its_sessions_is_inactive(client, caller, user, settings):
+    settings.COCART_JWT = {
+        **settings.COCART_JWT,
+        "PAYLOAD_HOOK": "tests.test_introspection.mismatched_key",
+    }
+    issued = Token.objects.issue(user, kind=Kind.ADMIN, refreshable=False)
+    assert issued.access_claims["cnf"] == {"jkt": JKT}  # the session has none
+
+    assert answer(introspect(client, caller, issued.access_token)) == {"active": False}
 
 
 def test_a_json_body_is_read_too(client, caller, user, password):

@@ -512,6 +512,7 @@ BAD_SETTINGS: dict[str, tuple[str, dict[str, Any], Any]] = {
     "scope-with-a-space": ("E019", {"SCOPES": {"orders read": "Read orders"}}, None),
     "no-personal-token-lifetime": ("E020", {"PAT_MAX_LIFETIME": 0}, None),
     "no-issuer": ("W011", {"ISSUER": None}, None),
+    "process-local-dpop-cache": ("W012", {"CACHE": "locmem"}, None),
     "fallback-unknown-algorithm": (
         "E001",
         {"FALLBACK_KEYS": [{**FALLBACK, "ALGORITHM": "x"}]},

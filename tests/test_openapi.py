@@ -54,7 +54,21 @@ def test_the_authentication_class_is_an_http_bearer_jwt_scheme(schema):
         "scheme": "bearer",
         "bearerFormat": "JWT",
     }
-    assert operation(schema, "/api/auth/validate/", "post")["security"] == [{"jwtAuth": []}]
+    assert operation(schema, "/api/auth/validate/", "post")["security"] == [
+        {"jwtAuth": []},
+        {"dpopAuth": []},
+    ]
+
+
+def test_the_dpop_scheme_is_named_beside_bearer(schema):
+    dpop = schema["components"]["securitySchemes"]["dpopAuth"]
+    assert (dpop["type"], dpop["scheme"]) == ("http", "dpop")
+    assert "RFC 9449" in dpop["description"]
+    # Either one: a client sends a Bearer token or a DPoP-bound one, never both.
+    assert operation(schema, "/api/auth/sessions/", "get")["security"] == [
+        {"jwtAuth": []},
+        {"dpopAuth": []},
+    ]
 
 
 def test_every_endpoint_is_documented(schema):
@@ -101,7 +115,7 @@ def test_reauthenticate_documents_its_password_and_token_pair(schema):
     assert step_up["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/TokenPair"
     )
-    assert step_up["security"] == [{"jwtAuth": []}]
+    assert step_up["security"] == [{"jwtAuth": []}, {"dpopAuth": []}]
     assert "not_a_login_session" in step_up["responses"]["403"]["description"]
 
 
@@ -276,7 +290,7 @@ def test_events_documents_its_cursor_page_of_the_callers_events(schema):
         or schema["components"]["schemas"][page["$ref"].rsplit("/", 1)[1]]["properties"]
     )
     assert {"next", "previous", "results"} <= set(properties)
-    assert events["security"] == [{"jwtAuth": []}]
+    assert events["security"] == [{"jwtAuth": []}, {"dpopAuth": []}]
 
 
 # -- RFC 7009 and RFC 7662 ----------------------------------------------------------------------
@@ -318,7 +332,7 @@ def test_introspect_needs_a_bearer_and_documents_its_answer(schema):
     answer = introspect["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     component = schema["components"]["schemas"][answer.rsplit("/", 1)[1]]
 
-    assert introspect["security"] == [{"jwtAuth": []}]
+    assert introspect["security"] == [{"jwtAuth": []}, {"dpopAuth": []}]
     assert component["required"] == ["active"]
     assert set(component["properties"]) == {
         "active",
@@ -380,7 +394,7 @@ def test_making_a_token_documents_its_request_and_the_token_shown_once(settings)
         "expires_at",
         "token",
     }
-    assert making["security"] == [{"jwtAuth": []}]
+    assert making["security"] == [{"jwtAuth": []}, {"dpopAuth": []}]
 
 
 def test_a_site_without_scopes_documents_scope_names_as_strings(settings):

@@ -66,6 +66,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
     ),
     "authentication": (
         "test_authentication.py",
+        "test_dpop_binding.py",
         "test_session_store.py",
         "test_lifecycle.py",
         "test_hostile_tokens.py",
@@ -145,6 +146,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_step_up.py",
     ),
     "refresh": (
+        "test_dpop_binding.py",
         "test_registry.py",
         "test_token_kinds.py",
         "test_lifecycle.py",
@@ -235,6 +237,7 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
     "dpop": ("test_dpop_proofs.py", "test_dpop_claims.py", "test_dpop_replay.py"),
     "dpop_jose": ("test_dpop_proofs.py", "test_dpop_claims.py", "test_dpop_replay.py"),
     "dpop_nonces": ("test_dpop_replay.py",),
+    "dpop_endpoints": ("test_dpop_binding.py",),
     "browser_sessions": (
         "test_login_link.py",
         "test_login_link_sessions.py",
