@@ -409,3 +409,36 @@ def test_introspection_says_dpop_for_a_bound_token(
     assert answer.status_code == 200, answer.content
     assert answer.json()["active"] is True
     assert answer.json()["token_type"] == "DPoP"
+
+
+def test_the_refresh_cookie_and_dpop_compose(
+    settings: Any, client: APIClient, user: Any, password: str
+) -> None:
+    settings.COCART_JWT = {**settings.COCART_JWT, "COOKIE_TRANSPORT": True}
+    pair = bound_login(client, user, password)  # the refresh token goes into the cookie
+    assert "refresh_token" not in pair
+    path = f"{AUTH}refresh/"
+
+    without = client.post(path, content_type="application/json")
+    assert without.status_code == 400  # bound: the cookie alone is not enough, nothing spent
+    renewed = client.post(path, content_type="application/json", HTTP_DPOP=dpop("POST", path))
+
+    assert renewed.status_code == 200, renewed.content
+    assert renewed.json()["token_type"] == "DPoP"
+    assert client.get(ME, **bound(renewed.json()["access_token"])).status_code == 200
+
+
+def test_a_bound_token_in_an_access_cookie_is_refused(
+    settings: Any, client: APIClient, user: Any, password: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    pair = bound_login(client, user, password)
+    settings.COCART_JWT = {
+        **settings.COCART_JWT,
+        "COOKIE_TRANSPORT": True,
+        "ACCESS_COOKIE_NAME": "cocart_access",
+        "COOKIE_SECURE": False,
+    }
+    client.cookies["cocart_access"] = pair["access_token"]
+
+    assert client.get(ME).status_code == 401  # a cookie rides along with no proof
+    assert "a DPoP-bound token without the DPoP scheme" in caplog.text
