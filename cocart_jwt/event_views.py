@@ -14,12 +14,14 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .http import no_store
 from .models import TokenEvent
-from .schema import INVALID_CURSOR, error_headers, error_responses, extend_schema
+from .permissions import NotPersonal
+from .schema import CSRF_OR_PERSONAL, INVALID_CURSOR, error_headers, error_responses, extend_schema
 from .serializers import EventSerializer
 from .views import BearerView
 
@@ -62,7 +64,10 @@ class EventPagination(CursorPagination):
 
 
 class EventListView(BearerView, ListAPIView):
-    """The security events of the Bearer token's user."""
+    """The security events of the Bearer token's user. Not for a personal token (403): the
+    account's security log is not what a key for an integration needs to see."""
+
+    permission_classes = [IsAuthenticated, NotPersonal]
 
     serializer_class = EventSerializer
     pagination_class = EventPagination
@@ -75,7 +80,9 @@ class EventListView(BearerView, ListAPIView):
         summary="List my security events",
         responses={
             200: EventSerializer(many=True),
-            **error_responses(400, 401, 404, descriptions={404: INVALID_CURSOR}),
+            **error_responses(
+                400, 401, 403, 404, descriptions={403: CSRF_OR_PERSONAL, 404: INVALID_CURSOR}
+            ),
         },
         parameters=error_headers(401),
     )

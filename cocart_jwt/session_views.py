@@ -122,11 +122,17 @@ def sessions_of(user: Any) -> TokenQuerySet:
 
 class SessionListView(BearerView):
     """The live login (and admin-made) sessions of the Bearer token's user; ``current`` marks
-    this one."""
+    this one. Not for a personal token (403): where and on what the user is signed in is not
+    what a key for an integration needs to see."""
+
+    permission_classes = [IsAuthenticated, NotPersonal]
 
     @extend_schema(
         summary="List my sessions",
-        responses={200: SessionSerializer(many=True), **error_responses(401)},
+        responses={
+            200: SessionSerializer(many=True),
+            **error_responses(401, 403, descriptions={403: CSRF_OR_PERSONAL}),
+        },
         parameters=error_headers(401),
     )
     def get(self, request: Request) -> Response:
@@ -137,14 +143,17 @@ class SessionListView(BearerView):
 
 class SessionDetailView(BearerView):
     """Revoke one of the caller's live login (or admin-made) sessions; 404 for any other,
-    a personal access token included (``tokens/<id>/`` deletes those)."""
+    a personal access token included (``tokens/<id>/`` deletes those). A personal token may
+    not (403): that would log out other sessions."""
+
+    permission_classes = [IsAuthenticated, NotPersonal]
 
     @extend_schema(
         summary="Revoke one of my sessions",
         responses={
             204: None,
             **error_responses(
-                401, 403, 404, descriptions={403: CSRF_REFUSED, 404: NOT_A_LIVE_SESSION}
+                401, 403, 404, descriptions={403: CSRF_OR_PERSONAL, 404: NOT_A_LIVE_SESSION}
             ),
         },
         parameters=error_headers(401),

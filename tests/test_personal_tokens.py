@@ -564,6 +564,22 @@ def test_a_personal_token_cannot_log_out_the_other_sessions(personal, session, n
     assert me(personal["token"]) == 200
 
 
+def test_a_personal_token_cannot_see_or_end_the_accounts_sessions_or_read_its_security_log(
+    personal, session
+):
+    client = APIClient()
+    token = personal["token"]
+
+    assert_not_a_login(client.get(reverse("cocart_jwt:sessions"), **bearer(token)))
+    one_login = reverse("cocart_jwt:session", kwargs={"session_id": session["sid"]})
+    assert_not_a_login(client.delete(one_login, **bearer(token)))  # logging another out
+    assert_not_a_login(client.get(reverse("cocart_jwt:events"), **bearer(token)))
+    assert me(session["access_token"]) == 200
+    # A login session still may.
+    events = client.get(reverse("cocart_jwt:events"), **bearer(session["access_token"]))
+    assert events.status_code == 200
+
+
 def test_an_admin_made_token_may_still_log_out_the_others(admin_made, personal, session):
     response = APIClient().post(
         reverse("cocart_jwt:logout-others"), **bearer(admin_made.access_token)
