@@ -46,9 +46,8 @@ class InvalidDPoPProofError(APIException):
     default_code = "invalid_dpop_proof"
 
     def __init__(self) -> None:
-        super().__init__(
-            {"error": self.default_code, "detail": self.default_detail, "code": self.default_code}
-        )
+        # The views' exception handler adds the "code" beside the "detail".
+        super().__init__({"error": self.default_code, "detail": self.default_detail})
 
 
 class UseDPoPNonceError(InvalidDPoPProofError):

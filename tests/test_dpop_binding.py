@@ -132,8 +132,11 @@ def test_a_login_with_a_bad_proof_is_a_400_and_starts_nothing(
     response = login(client, user, password, HTTP_DPOP=value)
 
     assert response.status_code == 400
-    assert response.json()["error"] == "invalid_dpop_proof"
-    assert response.json()["code"] == "invalid_dpop_proof"
+    assert response.json() == {
+        "error": "invalid_dpop_proof",
+        "detail": "The DPoP proof is invalid, or not by the key this session is bound to.",
+        "code": "invalid_dpop_proof",
+    }
     assert not Token.objects.filter(user=user).exists()
 
 
@@ -242,7 +245,7 @@ def test_a_bound_session_refreshes_with_a_proof_by_its_key_and_stays_bound(
 
 @pytest.mark.parametrize("case", ["no-proof", "another-key"])
 def test_a_bound_refresh_without_its_key_is_a_400_that_spends_nothing_and_is_no_reuse(
-    client: APIClient, user: Any, password: str, case: str
+    client: APIClient, user: Any, password: str, case: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     pair = bound_login(client, user, password)
     reused: list[Any] = []
@@ -257,6 +260,11 @@ def test_a_bound_refresh_without_its_key_is_a_400_that_spends_nothing_and_is_no_
 
         assert refused.status_code == 400
         assert refused.json()["error"] == "invalid_dpop_proof"
+        got = "no DPoP proof" if case == "no-proof" else "a proof by another key"
+        assert (
+            f"Refresh refused: session {pair['sid']} is bound to a DPoP key; got {got}"
+            in caplog.messages
+        )
         assert not reused
         assert RefreshToken.objects.get(session_id=pair["sid"]).used_at is None  # not spent
         assert Token.objects.get(pk=pair["sid"]).revoked_at is None
@@ -269,7 +277,7 @@ def test_a_bound_refresh_without_its_key_is_a_400_that_spends_nothing_and_is_no_
 
 
 def test_a_refresh_with_a_proof_binds_a_bearer_session_and_its_bearer_tokens_die(
-    client: APIClient, user: Any, password: str, mode: str
+    client: APIClient, user: Any, password: str, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     pair = login(client, user, password).json()
     old_access = pair["access_token"]
@@ -280,6 +288,13 @@ def test_a_refresh_with_a_proof_binds_a_bearer_session_and_its_bearer_tokens_die
     assert renewed.status_code == 200
     assert renewed.json()["token_type"] == "DPoP"
     assert Token.objects.get(pk=pair["sid"]).dpop_jkt == JKT
+    bound_now = f"Session {pair['sid']} bound to a DPoP key"
+    assert caplog.messages.count(bound_now) == 1
+    again = refresh(
+        client, renewed.json()["refresh_token"], HTTP_DPOP=dpop("POST", f"{AUTH}refresh/")
+    )
+    assert again.status_code == 200
+    assert caplog.messages.count(bound_now) == 1  # bound already: nothing to say
     # Bound now: the bearer token of the same session is refused on the next request.
     assert client.get(ME, **bearer(old_access)).status_code == 401
     assert client.get(ME, **bound(renewed.json()["access_token"])).status_code == 200
@@ -377,7 +392,7 @@ def test_with_nonces_refresh_and_reauthenticate_need_one_too(
 
 
 def test_an_access_cookie_cannot_be_bound(
-    settings: Any, client: APIClient, user: Any, password: str
+    settings: Any, client: APIClient, user: Any, password: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings.COCART_JWT = {
         **settings.COCART_JWT,
@@ -391,6 +406,10 @@ def test_an_access_cookie_cannot_be_bound(
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_dpop_proof"
     assert "cocart_access" not in response.cookies
+    assert (
+        "DPoP proof refused: an access token in a cookie (ACCESS_COOKIE_NAME) cannot be bound"
+        in caplog.messages
+    )
 
 
 def test_introspection_says_dpop_for_a_bound_token(
@@ -442,3 +461,61 @@ def test_a_bound_token_in_an_access_cookie_is_refused(
 
     assert client.get(ME).status_code == 401  # a cookie rides along with no proof
     assert "a DPoP-bound token without the DPoP scheme" in caplog.text
+
+
+def test_a_login_carrying_its_bearer_token_and_a_proof_binds_that_session(
+    client: APIClient, user: Any, password: str
+) -> None:
+    pair = login(client, user, password).json()  # a Bearer session
+
+    again = login(
+        client,
+        user,
+        password,
+        HTTP_DPOP=dpop("POST", f"{AUTH}login/"),
+        **bearer(pair["access_token"]),
+    )
+
+    assert again.status_code == 200, again.content
+    assert (again.json()["sid"], again.json()["token_type"]) == (pair["sid"], "DPoP")
+    assert Token.objects.get(pk=pair["sid"]).dpop_jkt == JKT
+
+
+def test_a_login_carrying_a_bound_token_needs_the_proof_to_hash_it(
+    client: APIClient, user: Any, password: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    pair = bound_login(client, user, password)
+    headers = {
+        "HTTP_AUTHORIZATION": f"DPoP {pair['access_token']}",
+        "HTTP_DPOP": dpop("POST", f"{AUTH}login/"),  # no ath
+    }
+
+    response = login(client, user, password, **headers)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_dpop_proof"
+    assert "DPoP proof refused: ath claim missing or not a string, with an access token" in (
+        caplog.messages
+    )
+    assert Token.objects.filter(user=user).count() == 1
+
+
+def test_with_nonces_a_reauthentication_with_a_fresh_nonce_is_fine(
+    nonces: None, client: APIClient, user: Any, password: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    nonce = new_nonce()
+    pair = login(
+        client, user, password, HTTP_DPOP=dpop("POST", f"{AUTH}login/", nonce=nonce)
+    ).json()
+    path = f"{AUTH}reauthenticate/"
+    token = pair["access_token"]
+
+    stale = client.post(path, {"password": password}, format="json", **bound(token, "POST", path))
+    assert stale.status_code == 400
+    assert "DPoP proof refused: nonce required but the proof has none" in caplog.messages
+    fresh = client.post(
+        path, {"password": password}, format="json", **bound(token, "POST", path, nonce=nonce)
+    )
+
+    assert fresh.status_code == 200, fresh.content
+    assert fresh.json()["token_type"] == "DPoP"

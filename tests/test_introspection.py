@@ -103,7 +103,7 @@ def test_with_a_bad_token_it_is_a_401(client, user, password):
 
 
 def test_without_the_permission_it_is_a_403_that_says_nothing_of_the_token(
-    client, user, other_user, password
+    client, user, other_user, password, caplog
 ):
     pair = signed_in(user, password)
 
@@ -115,6 +115,7 @@ def test_without_the_permission_it_is_a_403_that_says_nothing_of_the_token(
     assert response["Cache-Control"] == "no-store"
     assert response.json()["code"] == "permission_denied"
     assert "active" not in response.json()
+    assert f"Introspection refused: user {other_user.pk} lacks the permission" in caplog.messages
 
 
 def test_with_the_permission_it_answers(client, user, other_user, password):
@@ -236,6 +237,10 @@ def test_the_audience_and_client_id_are_the_tokens(client, user, password, setti
 
     assert body["aud"] == ["https://api.shop.example", "https://pay.shop.example"]
     assert body["client_id"] == "shop-web"
+    # The token's own client_id, not today's setting.
+    settings.COCART_JWT = {**settings.COCART_JWT, "CLIENT_ID": "shop-web-2"}
+    again = answer(introspect(client, bearer(pair["access_token"]), pair["access_token"]))
+    assert again["client_id"] == "shop-web"
 
 
 def test_without_an_issuer_there_is_no_iss(client, user, password, settings):
@@ -281,7 +286,7 @@ def mismatched_key(payload: dict[str, Any], user: Any) -> dict[str, Any]:
     return {**payload, "cnf": {"jkt": JKT}}
 
 
-def test_a_token_whose_key_is_not_its_sessions_is_inactive(client, caller, user, settings):
+def test_a_token_whose_key_is_not_its_sessions_is_inactive(client, caller, user, settings, caplog):
     settings.COCART_JWT = {
         **settings.COCART_JWT,
         "PAYLOAD_HOOK": "tests.test_introspection.mismatched_key",
@@ -290,6 +295,10 @@ def test_a_token_whose_key_is_not_its_sessions_is_inactive(client, caller, user,
     assert issued.access_claims["cnf"] == {"jkt": JKT}  # the session has none
 
     assert answer(introspect(client, caller, issued.access_token)) == {"active": False}
+    assert any(
+        m.endswith(f"inactive: session {issued.session.pk} is bound to another DPoP key")
+        for m in caplog.messages
+    )
 
 
 def test_a_json_body_is_read_too(client, caller, user, password):

@@ -552,7 +552,27 @@ def test_a_personal_or_admin_made_token_cannot_reauthenticate(request, maker, pa
     )
 
     assert_not_a_login(response)
-    assert any("ReauthenticateView refused: session" in message for message in caplog.messages)
+    sid = made_by["id"] if maker == "personal" else made_by.session.pk
+    kind = "personal" if maker == "personal" else "admin"
+    assert f"ReauthenticateView refused: session {sid} is of kind {kind}" in caplog.messages
+
+
+def test_an_admin_made_session_renewed_by_a_login_still_cannot_reauthenticate(
+    user, password, caplog
+):
+    made_by = Token.objects.issue(user, kind=Kind.ADMIN)  # refreshable
+    renewed = login(APIClient(), user.username, password, **bearer(made_by.access_token)).json()
+    assert renewed["sid"] == made_by.session.pk
+    assert "auth_time" in verify_access_token(renewed["access_token"])
+
+    response = APIClient().post(
+        reverse("cocart_jwt:reauthenticate"),
+        {"password": password},
+        format="json",
+        **bearer(renewed["access_token"]),
+    )
+
+    assert_not_a_login(response)  # its kind, not its auth_time, says who made it
 
 
 @pytest.mark.parametrize("name", ["cocart_jwt:logout-others", "cocart_jwt:logout-all"])

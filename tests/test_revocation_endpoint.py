@@ -267,7 +267,7 @@ def test_cookies_are_not_read(client, user, password, settings):
 
 
 def test_an_access_token_whose_sub_is_not_its_sessions_user_changes_nothing(
-    client, user, other_user, password, sent
+    client, user, other_user, password, sent, caplog
 ):
     """Signed by this site, but naming Bob's session with Alice as its subject: no one may
     revoke a session with a token that is not its user's."""
@@ -281,6 +281,10 @@ def test_an_access_token_whose_sub_is_not_its_sessions_user_changes_nothing(
     assert registry_state() == before
     assert sent == []
     assert me(bobs["access_token"]) == 200
+    # Found as an access token: the refresh-token lookup is not even tried.
+    assert caplog.messages[-1] == (
+        f"Revocation request: access token whose sub is not the user of session {bobs['sid']}, kept"
+    )
 
 
 def test_an_expired_access_token_changes_nothing(client, user, password):
@@ -479,3 +483,44 @@ def test_json_bodies_with_extra_fields_are_fine(client, user, password):
     assert_empty_200(post_raw(client, body.encode(), "application/json"))
 
     assert session(pair["sid"]).is_revoked
+
+
+def test_the_revoked_event_records_the_client_that_asked(client, user, password):
+    pair = signed_in(user, password)
+
+    assert_empty_200(revoke_form(client, pair["refresh_token"], **CLIENT))
+
+    event = TokenEvent.objects.get(sid=pair["sid"], event=Event.REVOKED)
+    assert (event.reason, event.ip, event.user_agent) == (
+        RevokeReason.REVOCATION_REQUEST,
+        "192.0.2.7",
+        "Revoker/1.0",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "logged"),
+    [
+        (b"token=", "application/x-www-form-urlencoded", "no usable token in the body"),
+        (b'["a"]', "application/json", "body is not an object"),
+        (b"{", "application/json", "body not read (ParseError)"),
+    ],
+    ids=["blank", "a-list", "bad-json"],
+)
+def test_the_log_says_why_there_was_nothing_to_revoke(client, body, content_type, logged, caplog):
+    assert_empty_200(post_raw(client, body, content_type))
+
+    assert caplog.messages[-1].startswith(f"Revocation request: {logged}")
+
+
+def test_the_log_says_what_an_unknown_or_orphan_token_was(client, user, password, caplog):
+    assert_empty_200(revoke_form(client, "no-such-token"))
+    assert caplog.messages[-1].startswith("Revocation request: unknown token (not an access token:")
+    assert caplog.messages[-1].endswith("; not a refresh token), nothing revoked")
+
+    pair = signed_in(user, password)
+    Token.objects.filter(pk=pair["sid"]).delete()
+    assert_empty_200(revoke_form(client, pair["access_token"]))
+    assert caplog.messages[-1] == (
+        f"Revocation request: access token of no session ({pair['sid']}), nothing revoked"
+    )

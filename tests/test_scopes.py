@@ -158,3 +158,35 @@ def test_the_challenge_quotes_only_what_a_scope_name_can_be():
     refused = InsufficientScope(['say "hi"', "back\\slash", "line\nbreak", "orders:read"])
 
     assert refused.auth_header == challenge("orders:read")
+
+
+def test_the_log_says_which_scoped_token_was_refused_and_why(user, caplog):
+    caplog.set_level(logging.INFO, logger="cocart_jwt")
+    issued = Token.objects.issue(user, kind=Kind.PERSONAL, scopes=["orders:read"])
+
+    get(BOTH, issued.access_token)
+    get(NONE, issued.access_token)
+
+    sid = issued.session.pk
+    assert f"Scoped token of session {sid} refused by BothScopesView: it lacks cart:write" in (
+        caplog.messages
+    )
+    assert f"Scoped token of session {sid} refused: ScopedView names no required_scopes" in (
+        caplog.messages
+    )
+
+
+def scoped_logins(payload: dict[str, Any], user: Any) -> dict[str, Any]:
+    """A PAYLOAD_HOOK of a site that scopes its own login tokens too."""
+    return {**payload, "scope": "orders:read"}
+
+
+def test_a_login_token_that_carries_a_scope_is_held_to_it(user, password, settings):
+    settings.COCART_JWT = {
+        **settings.COCART_JWT,
+        "PAYLOAD_HOOK": "tests.test_scopes.scoped_logins",
+    }
+    token = signed_in(user, password)["access_token"]
+
+    assert get(ORDERS_READ, token).status_code == 200
+    assert_insufficient_scope(get(CART_WRITE, token), "cart:write")

@@ -175,13 +175,17 @@ def test_a_stale_login_gets_the_rfc_9470_challenge_with_any_exception_handler(
     assert set(response.json()) == {"detail", "code"}
 
 
-def test_a_refresh_does_not_make_a_login_recent(api_client, user, password):
+def test_a_refresh_does_not_make_a_login_recent(api_client, user, password, caplog):
     with time_machine.travel(T0, tick=False) as clock:
         pair = log_in(api_client, password)
         clock.shift(timedelta(minutes=6))
         refreshed = refresh(api_client, pair["refresh_token"]).json()
 
         assert_step_up_challenge(api_client.post(RECENT, **bearer(refreshed["access_token"])))
+    assert (
+        f"Recent login required: session {pair['sid']} authenticated too long ago"
+        in caplog.messages
+    )
 
 
 def test_max_age_comes_from_the_attribute_or_the_setting(api_client, user, password, settings):
@@ -196,10 +200,11 @@ def test_max_age_comes_from_the_attribute_or_the_setting(api_client, user, passw
         assert_step_up_challenge(api_client.post(RECENT, **token), max_age=30)
 
 
-def test_a_token_without_auth_time_is_refused_the_same_way(api_client, user):
+def test_a_token_without_auth_time_is_refused_the_same_way(api_client, user, caplog):
     issued = Token.objects.issue(user)  # as the admin and the CLI make them
 
     assert_step_up_challenge(api_client.post(RECENT, **bearer(issued.access_token)))
+    assert f"Recent login required: session {issued.session.pk} has no auth_time" in caplog.messages
 
 
 def test_recent_login_costs_no_query(api_client, user, password, django_assert_num_queries):
