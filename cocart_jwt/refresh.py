@@ -69,9 +69,9 @@ def renew(
     manager: TokenManager,
     session: Token,
     *,
-    request: HttpRequest | None = None,
-    event: str = Event.REFRESHED,
-    dpop_jkt: str = "",
+    request: HttpRequest | None,
+    event: str,
+    dpop_jkt: str,
 ) -> IssuedTokens | None:
     """New tokens for a live session whose user presented credentials again (a login
     carrying its Bearer, ``reauthenticate/``, which records ``event`` as
@@ -102,8 +102,8 @@ def rotate(
     manager: TokenManager,
     refresh_token: str,
     *,
-    request: HttpRequest | None = None,
-    dpop_jkt: str = "",
+    request: HttpRequest | None,
+    dpop_jkt: str,
 ) -> IssuedTokens:
     """Exchange a refresh token for new tokens, or raise ``RefreshError``.
 
@@ -212,7 +212,7 @@ def retry_or_reuse(
     presented_id: int,
     at: datetime,
     request: HttpRequest | None,
-    dpop_jkt: str = "",
+    dpop_jkt: str,
 ) -> IssuedTokens:
     """After a refresh token's failed claim: new tokens for a retry within
     REFRESH_REUSE_GRACE (``grace``), read again under the session's lock (parallel retries
@@ -246,10 +246,11 @@ def extend(
     session: Token,
     at: datetime,
     request: HttpRequest | None,
+    *,
+    dpop_jkt: str,
     refresh_token: str | None = None,
     event: str = Event.REFRESHED,
     parent_id: int | None = None,
-    dpop_jkt: str = "",
 ) -> IssuedTokens:
     """Slide the session's expiry (never past SESSION_MAX_LIFETIME), bind it to the DPoP
     key ``dpop_jkt`` when given (``check_dpop_key`` has passed), record ``event``, mint new

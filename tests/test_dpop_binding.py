@@ -519,3 +519,34 @@ def test_with_nonces_a_reauthentication_with_a_fresh_nonce_is_fine(
 
     assert fresh.status_code == 200, fresh.content
     assert fresh.json()["token_type"] == "DPoP"
+
+
+def test_without_rotation_a_refresh_with_a_proof_still_binds(
+    settings: Any, client: APIClient, user: Any, password: str
+) -> None:
+    settings.COCART_JWT = {**settings.COCART_JWT, "ROTATE_REFRESH_TOKENS": False}
+    pair = login(client, user, password).json()
+
+    renewed = refresh(client, pair["refresh_token"], HTTP_DPOP=dpop("POST", f"{AUTH}refresh/"))
+
+    assert renewed.status_code == 200
+    assert renewed.json()["refresh_token"] == pair["refresh_token"]  # not rotated
+    assert renewed.json()["token_type"] == "DPoP"
+    assert Token.objects.get(pk=pair["sid"]).dpop_jkt == JKT
+
+
+def test_a_retry_within_the_grace_keeps_the_binding(
+    settings: Any, client: APIClient, user: Any, password: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.COCART_JWT = {**settings.COCART_JWT, "REFRESH_REUSE_GRACE": 30}
+    pair = bound_login(client, user, password)
+    path = f"{AUTH}refresh/"
+    assert refresh(client, pair["refresh_token"], HTTP_DPOP=dpop("POST", path)).status_code == 200
+
+    without = refresh(client, pair["refresh_token"])  # the retry, without the key: refused
+    retried = refresh(client, pair["refresh_token"], HTTP_DPOP=dpop("POST", path))
+
+    assert without.status_code == 400
+    assert retried.status_code == 200, retried.content
+    assert retried.json()["token_type"] == "DPoP"
+    assert f"Refresh of session {pair['sid']} within REFRESH_REUSE_GRACE" in caplog.messages

@@ -428,12 +428,16 @@ def test_another_sites_token_is_inactive(client, caller, user, password, setting
 
 
 def test_a_token_whose_sub_is_not_its_sessions_user_is_inactive(
-    client, caller, user, other_user, password
+    client, caller, user, other_user, password, caplog
 ):
     bobs = signed_in(other_user, password)
     forged = mint_access_token(Token.objects.get(pk=bobs["sid"]), user, now()).token
 
     assert answer(introspect(client, caller, forged)) == INACTIVE
+    assert any(
+        m.endswith(f"inactive: sub does not match the user of session {bobs['sid']}")
+        for m in caplog.messages
+    )
 
 
 def test_a_token_of_a_deleted_session_is_inactive(client, caller, user, password):

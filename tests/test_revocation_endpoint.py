@@ -517,6 +517,11 @@ def test_the_log_says_what_an_unknown_or_orphan_token_was(client, user, password
     assert_empty_200(revoke_form(client, "no-such-token"))
     assert caplog.messages[-1].startswith("Revocation request: unknown token (not an access token:")
     assert caplog.messages[-1].endswith("; not a refresh token), nothing revoked")
+    # The hint orders the lookups.
+    assert_empty_200(revoke_form(client, "no-such-token", hint="refresh_token"))
+    assert caplog.messages[-1].startswith(
+        "Revocation request: unknown token (not a refresh token; not an access token:"
+    )
 
     pair = signed_in(user, password)
     Token.objects.filter(pk=pair["sid"]).delete()

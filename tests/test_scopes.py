@@ -26,6 +26,7 @@ CART_WRITE = "/api/scoped/cart-write/"
 BOTH = "/api/scoped/both/"
 NONE = "/api/scoped/none/"
 SESSION_OR_TOKEN = "/api/scoped/session-or-token/"
+UNNAMED = "/api/scoped/unnamed/"  # a HasScope view with no required_scopes attribute at all
 SCOPES = {"orders:read": "See your orders", "cart:write": "Change your cart"}
 HANDLERS = [None, "cocart_jwt.views.exception_handler"]
 
@@ -166,6 +167,8 @@ def test_the_log_says_which_scoped_token_was_refused_and_why(user, caplog):
 
     get(BOTH, issued.access_token)
     get(NONE, issued.access_token)
+    neither = Token.objects.issue(user, kind=Kind.PERSONAL, scopes=[])
+    get(BOTH, neither.access_token)
 
     sid = issued.session.pk
     assert f"Scoped token of session {sid} refused by BothScopesView: it lacks cart:write" in (
@@ -174,6 +177,18 @@ def test_the_log_says_which_scoped_token_was_refused_and_why(user, caplog):
     assert f"Scoped token of session {sid} refused: ScopedView names no required_scopes" in (
         caplog.messages
     )
+    lacks_both = "it lacks cart:write orders:read"
+    assert (
+        f"Scoped token of session {neither.session.pk} refused by BothScopesView: {lacks_both}"
+        in caplog.messages
+    )
+
+
+def test_a_view_without_the_attribute_refuses_personal_tokens_too(user, password):
+    token = personal_token(user, "orders:read", "cart:write")
+
+    assert_insufficient_scope(get(UNNAMED, token), None)
+    assert get(UNNAMED, signed_in(user, password)["access_token"]).status_code == 200
 
 
 def scoped_logins(payload: dict[str, Any], user: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/scoped/cart-write/", views.cart_write, name="scoped-cart-write"),
     path("api/scoped/both/", views.both_scopes, name="scoped-both"),
     path("api/scoped/none/", views.no_scopes, name="scoped-none"),
+    path("api/scoped/unnamed/", views.unnamed_scopes, name="scoped-unnamed"),
     path("api/scoped/session-or-token/", views.session_or_scoped, name="scoped-session-or-token"),
     path("spa/", views.spa, name="spa"),
 ]

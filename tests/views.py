@@ -66,6 +66,15 @@ class ScopedView(APIView):
         return Response({"sid": request.auth.pk})
 
 
+class UnnamedScopesView(APIView):
+    """``HasScope`` on a view that does not have ``required_scopes`` at all."""
+
+    permission_classes = [IsAuthenticated, HasScope]
+
+    def get(self, request: Request) -> Response:
+        return Response({"sid": request.auth.pk})
+
+
 class OrdersReadView(ScopedView):
     required_scopes = ["orders:read"]
 
@@ -87,6 +96,7 @@ orders_read = OrdersReadView.as_view()
 cart_write = CartWriteView.as_view()
 both_scopes = BothScopesView.as_view()
 no_scopes = ScopedView.as_view()
+unnamed_scopes = UnnamedScopesView.as_view()
 session_or_scoped = SessionOrScopedView.as_view()
 
 
