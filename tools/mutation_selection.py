@@ -29,6 +29,39 @@ from typing import Any
 
 import pytest
 
+# What judges the registry's domain methods: issue and revoke (managers), renew and rotate
+# (refresh).
+REGISTRY_TESTS: tuple[str, ...] = (
+    "test_registry.py",
+    "test_token_kinds.py",
+    "test_lifecycle.py",
+    "test_concurrency.py",
+    "test_admin.py",
+    "test_impersonation.py",
+    "test_cookies.py",
+    "test_login_link.py",
+    # Revocations under a router: where TokenQuerySet.revoke reads the browser session keys.
+    "test_login_link_sessions.py::test_links_sign_in_and_revoke_under_an_app_label_router",
+    "test_login_link_sessions.py::test_the_revocation_reads_the_browser_session_keys_where*",
+    "test_binding.py",
+    "test_claims_hardening.py",
+    "test_secrets_at_rest.py",
+    "test_atomic_requests.py",
+    "test_command.py::test_create*",
+    "test_command.py::test_destroy*",
+    "test_command.py::test_cleanup*",
+    "test_hostile_bodies.py::test_refresh*",
+    "test_hostile_bodies.py::test_fuzz_refresh*",
+    "test_replica_reads.py",
+    "test_reuse_grace.py",
+    "test_idle_timeout.py",
+    "test_events.py",
+    "test_step_up.py",
+    # Personal tokens: their limit under the user's lock, never an eviction.
+    "test_personal_tokens.py::test_beyond*",
+    "test_personal_tokens.py::test_personal_tokens_and_logins*",
+)
+
 # Module of cocart_jwt -> the tests that may kill its mutants: a test file, or
 # ``file::name`` with * for the tests of that file whose name matches.
 CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
@@ -118,64 +151,8 @@ CONCEPT_TESTS: dict[str, tuple[str, ...]] = {
         "test_replica_reads.py",
     ),
     "ratelimit": ("test_rate_limits.py", "test_checks.py", "test_settings.py"),
-    "managers": (
-        "test_registry.py",
-        "test_token_kinds.py",
-        "test_lifecycle.py",
-        "test_concurrency.py",
-        "test_admin.py",
-        "test_impersonation.py",
-        "test_cookies.py",
-        "test_login_link.py",
-        # Revocations under a router: where TokenQuerySet.revoke reads the browser session keys.
-        "test_login_link_sessions.py::test_links_sign_in_and_revoke_under_an_app_label_router",
-        "test_login_link_sessions.py::test_the_revocation_reads_the_browser_session_keys_where*",
-        "test_binding.py",
-        "test_claims_hardening.py",
-        "test_secrets_at_rest.py",
-        "test_atomic_requests.py",
-        "test_command.py::test_create*",
-        "test_command.py::test_destroy*",
-        "test_command.py::test_cleanup*",
-        "test_hostile_bodies.py::test_refresh*",
-        "test_hostile_bodies.py::test_fuzz_refresh*",
-        "test_replica_reads.py",
-        "test_reuse_grace.py",
-        "test_idle_timeout.py",
-        "test_events.py",
-        "test_step_up.py",
-    ),
-    "refresh": (
-        "test_dpop_binding.py",
-        "test_registry.py",
-        "test_token_kinds.py",
-        "test_lifecycle.py",
-        "test_concurrency.py",
-        "test_admin.py",
-        "test_impersonation.py",
-        "test_cookies.py",
-        "test_login_link.py",
-        # Revocations under a router: where TokenQuerySet.revoke reads the browser session keys.
-        "test_login_link_sessions.py::test_links_sign_in_and_revoke_under_an_app_label_router",
-        "test_login_link_sessions.py::test_the_revocation_reads_the_browser_session_keys_where*",
-        "test_binding.py",
-        "test_claims_hardening.py",
-        "test_secrets_at_rest.py",
-        "test_atomic_requests.py",
-        "test_command.py::test_create*",
-        "test_command.py::test_destroy*",
-        "test_command.py::test_cleanup*",
-        "test_hostile_bodies.py::test_refresh*",
-        "test_hostile_bodies.py::test_fuzz_refresh*",
-        "test_replica_reads.py",
-        "test_reuse_grace.py",
-        "test_idle_timeout.py",
-        "test_events.py",
-        "test_step_up.py",
-        # Personal tokens: their limit under the user's lock, never an eviction.
-        "test_personal_tokens.py::test_beyond*",
-        "test_personal_tokens.py::test_personal_tokens_and_logins*",
-    ),
+    "managers": REGISTRY_TESTS,
+    "refresh": (*REGISTRY_TESTS, "test_dpop_binding.py"),
     # The reuse grace's rule, called by the managers' rotate.
     "grace": ("test_reuse_grace.py", "test_lifecycle.py", "test_concurrency.py"),
     "revocation": (
