@@ -25,7 +25,7 @@ from .settings import jwt_settings
 from .signals import token_authenticated
 from .store import cached
 from .store.live import load_live_session
-from .tokens import InvalidToken, confirmation_key, verify_access_token
+from .tokens import InvalidToken, check_token_of, confirmation_key, verify_access_token
 from .utils import now
 
 logger = logging.getLogger("cocart_jwt")
@@ -110,10 +110,7 @@ class JWTAuthentication(BaseAuthentication):
             claims = verify_access_token(raw)
             self.check_proof(request, raw, claims)
             session, touch_due = load_live_session(claims["sid"], at)
-            if str(session.user_id) != claims["sub"]:
-                raise InvalidToken(f"sub does not match the user of session {session.pk}")
-            if not constant_time_compare(session.dpop_jkt, confirmation_key(claims)):
-                raise InvalidToken(f"session {session.pk} is bound to another DPoP key")
+            check_token_of(session, claims)
             self.check_binding(session, request)
         except InvalidToken as exc:
             logger.info("Access token refused: %s", exc)

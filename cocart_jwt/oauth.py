@@ -19,7 +19,7 @@ from .models import RefreshToken, Token
 from .primary import on_primary
 from .settings import jwt_settings
 from .store.live import load_from_database
-from .tokens import InvalidToken, confirmation_key, verify_access_token
+from .tokens import InvalidToken, check_token_of, confirmation_key, verify_access_token
 from .utils import now, sha256_hex
 
 if TYPE_CHECKING:
@@ -106,10 +106,7 @@ def introspect(token: str) -> tuple[dict[str, Any], str]:
     try:
         claims = verify_access_token(token)
         session = load_from_database(claims["sid"], now())
-        if str(session.user_id) != claims["sub"]:
-            raise InvalidToken(f"sub does not match the user of session {session.pk}")
-        if not constant_time_compare(session.dpop_jkt, confirmation_key(claims)):
-            raise InvalidToken(f"session {session.pk} is bound to another DPoP key")
+        check_token_of(session, claims)
     except InvalidToken as exc:
         return {"active": False}, f"inactive: {exc}"
     return active(claims, session), f"active, session {session.pk}"

@@ -73,14 +73,7 @@ def renew(
     event: str,
     dpop_jkt: str,
 ) -> IssuedTokens | None:
-    """New tokens for a live session whose user presented credentials again (a login
-    carrying its Bearer, ``reauthenticate/``, which records ``event`` as
-    ``reauthenticated``): its ``auth_time`` is now. None if it is not live.
-
-    Every refresh token the session had is spent: presenting one again is reuse. A session
-    bound to a DPoP key needs a proof by that key (``dpop_jkt``, else ``DPoPKeyMismatch``
-    and nothing changes); an unbound one is bound by a proof.
-    """
+    """``TokenManager.renew``: its docstring says what it does."""
     at = now()
     with transaction.atomic(savepoint=False):
         locked = (

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import jwt
+from django.utils.crypto import constant_time_compare
 
 from .choices import Kind
 from .keys import Key, keyring
@@ -269,6 +270,15 @@ def confirmation_key(claims: dict[str, Any]) -> str:
     """The DPoP key thumbprint a verified token is bound to; "" for a bearer token."""
     cnf = claims.get("cnf")
     return cnf["jkt"] if isinstance(cnf, dict) else ""
+
+
+def check_token_of(session: Token, claims: dict[str, Any]) -> None:
+    """The verified ``claims`` are of ``session``: its ``sub`` is the session's user, and its
+    DPoP key (``cnf.jkt``, or none) is the one the session is bound to (or none)."""
+    if str(session.user_id) != claims["sub"]:
+        raise InvalidToken(f"sub does not match the user of session {session.pk}")
+    if not constant_time_compare(session.dpop_jkt, confirmation_key(claims)):
+        raise InvalidToken(f"session {session.pk} is bound to another DPoP key")
 
 
 def check_auth_time(claims: dict[str, Any], latest: float) -> None:
